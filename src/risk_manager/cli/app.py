@@ -1,0 +1,43 @@
+"""The `risk-manager` command. Each command group lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from risk_manager import __version__
+
+app = typer.Typer(
+    name="risk-manager",
+    help="Real-time risk manager for TopstepX (ProjectX Gateway) futures accounts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"risk-manager {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                 callback=_version, is_eager=True),
+) -> None:
+    """Real-time risk manager for TopstepX (ProjectX Gateway) futures accounts."""
+
+
+def _register() -> None:
+    # Command groups, one module each (imported here so `--help` lists them all).
+    from risk_manager.cli import sim_cmd
+
+    app.add_typer(sim_cmd.app, name="sim")
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Data shipped with the package (contract catalogue, holiday calendars, templates)."""

@@ -1,0 +1,100 @@
+"""Plain data shared by every layer: Gateway enums and entities, hub events, tick math, clocks.
+
+One definition of the wire protocol's shapes, used by the client (`gateway`), the engine and the
+simulator (`sim`).
+"""
+
+from risk_manager.domain.catalogue import Catalogue, CatalogueEntry, default_catalogue
+from risk_manager.domain.clock import Clock, SystemClock, VirtualClock
+from risk_manager.domain.enums import (
+    STOP_ORDER_TYPES,
+    WORKING_ORDER_STATUSES,
+    BarUnit,
+    DomType,
+    MarketTradeType,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionType,
+    UserEventAction,
+)
+from risk_manager.domain.errors import DomainError, UnknownContractError, WireDecodeError
+from risk_manager.domain.events import (
+    AccountEvent,
+    DepthEvent,
+    GatewayEvent,
+    LogoutEvent,
+    MarketEvent,
+    MarketTradeEvent,
+    OrderEvent,
+    PositionEvent,
+    QuoteEvent,
+    TradeEvent,
+    UserEvent,
+    decode_market_event,
+    decode_user_event,
+    decode_user_events,
+    encode_market_event,
+    encode_user_event,
+)
+from risk_manager.domain.models import (
+    Account,
+    Bar,
+    Contract,
+    DepthEntry,
+    MarketTrade,
+    Order,
+    Position,
+    Quote,
+    Trade,
+)
+from risk_manager.domain.wire import format_time, parse_time
+
+__all__ = [
+    "STOP_ORDER_TYPES",
+    "WORKING_ORDER_STATUSES",
+    "Account",
+    "AccountEvent",
+    "Bar",
+    "BarUnit",
+    "Catalogue",
+    "CatalogueEntry",
+    "Clock",
+    "Contract",
+    "DepthEntry",
+    "DepthEvent",
+    "DomType",
+    "DomainError",
+    "GatewayEvent",
+    "LogoutEvent",
+    "MarketEvent",
+    "MarketTrade",
+    "MarketTradeEvent",
+    "MarketTradeType",
+    "Order",
+    "OrderEvent",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "PositionEvent",
+    "PositionType",
+    "Quote",
+    "QuoteEvent",
+    "SystemClock",
+    "Trade",
+    "TradeEvent",
+    "UnknownContractError",
+    "UserEvent",
+    "UserEventAction",
+    "VirtualClock",
+    "WireDecodeError",
+    "decode_market_event",
+    "decode_user_event",
+    "decode_user_events",
+    "default_catalogue",
+    "encode_market_event",
+    "encode_user_event",
+    "format_time",
+    "parse_time",
+]
