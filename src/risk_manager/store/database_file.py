@@ -69,13 +69,16 @@ def _prepare_directory(path: Path) -> None:
         if not parent.is_dir():
             raise StoreUnwritableError(path, f"{parent} is not a directory", _UNWRITABLE_REMEDY)
     else:
-        try:
-            parent.mkdir(parents=True, mode=0o700)
-            if os.name == "posix":
-                parent.chmod(0o700)  # mkdir's mode is filtered by the umask
-        except OSError as exc:
-            raise StoreUnwritableError(path, f"cannot create directory {parent} ({exc.strerror})",
-                                       _UNWRITABLE_REMEDY) from exc
+        missing = [parent, *(p for p in parent.parents if not p.exists())]
+        for directory in reversed(missing):  # every directory we create is private to the service user
+            try:
+                directory.mkdir(mode=0o700, exist_ok=True)
+                if os.name == "posix":
+                    directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+            except OSError as exc:
+                raise StoreUnwritableError(path, f"cannot create directory {directory} ({exc.strerror})",
+                                           _UNWRITABLE_REMEDY) from exc
+            log_event(logger, "store_directory_created", directory=directory, mode="0o700")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise StoreUnwritableError(
             path, f"directory {parent} is not writable (SQLite keeps its -wal and -shm files next to the database)",
