@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 from risk_manager.domain import VirtualClock
 from risk_manager.store import ActionState, Store
@@ -65,3 +67,19 @@ async def test_release_lets_an_unexecuted_action_be_claimed_again(store: Store) 
 async def test_concurrent_claims_of_one_key_let_exactly_one_through(store: Store) -> None:
     results = await asyncio.gather(*(store.claim("same", 7, ACTION) for _ in range(50)))
     assert results.count(True) == 1
+
+
+async def _synchronous_level_of_durable_writes(store: Store) -> tuple[int, int]:
+    def level(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    return await store._call(level, durable=True), await store._call(level)
+
+
+async def test_durable_writes_commit_with_an_fsync_unless_turned_off(db_path: Path, clock: VirtualClock) -> None:
+    store = await Store.open(db_path, clock)
+    assert await _synchronous_level_of_durable_writes(store) == (2, 1)  # FULL for durable writes, NORMAL otherwise
+    await store.close()
+    store = await Store.open(db_path, clock, durable_fsync=False)
+    assert await _synchronous_level_of_durable_writes(store) == (1, 1)
+    await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -234,3 +235,14 @@ async def test_close_checkpoints_the_wal_into_the_database_file(db_path: Path, c
     await store.close()  # idempotent
     wal = db_path.with_name(db_path.name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+async def test_concurrent_closes_close_once(db_path: Path, clock: VirtualClock) -> None:
+    store = await Store.open(db_path, clock, durable_fsync=False)
+    await store.add_lock(LockRecord("l", 7, "manual", "break", T0))
+    await asyncio.gather(store.close(), store.close())
+    reopened = await Store.open(db_path, clock)
+    try:
+        assert [lock.id for lock in await reopened.active_locks()] == ["l"]
+    finally:
+        await reopened.close()

@@ -102,7 +102,7 @@ class Store:
     """Open with `await Store.open(path, clock)`; close with `await store.close()` (or `async with`)."""
 
     def __init__(self, path: Path, clock: Clock, retention: Retention, executor: ThreadPoolExecutor,
-                 state: _WriterState, last_seq: int, batch_max: int,
+                 state: _WriterState, last_seq: int, batch_max: int, durable_fsync: bool,
                  on_degraded: Callable[[str], None] | None) -> None:
         self.path = path
         self.retention = retention
@@ -111,11 +111,13 @@ class Store:
         self._state = state
         self._seq = last_seq
         self._batch_max = batch_max
+        self._durable_fsync = durable_fsync
         self._on_degraded = on_degraded
         self._ops: list[_Op | _Call] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._closed = False
+        self._close_task: asyncio.Task[None] | None = None
         self._degraded_reason: str | None = None
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._writer(), name="store-writer")
@@ -124,9 +126,13 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path | str, clock: Clock, *, retention: Retention | None = None,
-                   batch_max: int = 2000, on_degraded: Callable[[str], None] | None = None) -> Self:
+                   batch_max: int = 2000, durable_fsync: bool = True,
+                   on_degraded: Callable[[str], None] | None = None) -> Self:
         """Open (creating, migrating) the database at `path`; raises `StoreError` if it cannot be used.
 
+        `durable_fsync`: the durable writes (locks, claims, action states, audit) fsync the WAL when
+        they commit, so they survive a power cut too; False makes them as durable as `flush()` (a
+        process kill, not a power cut) for disks where an fsync costs many milliseconds.
         `on_degraded(reason)` is called on the event loop if the disk fails later and the store
         switches to memory.
         """
@@ -137,15 +143,19 @@ class Store:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        store = cls(where, clock, retention or Retention(), executor, state, last_seq, batch_max, on_degraded)
+        store = cls(where, clock, retention or Retention(), executor, state, last_seq, batch_max, durable_fsync,
+                    on_degraded)
         log_event(logger, "store_opened", path=where, schema_version=LATEST_VERSION,
                   migrated=",".join(map(str, state.applied_migrations)) or "none", journal_seq=last_seq)
         return store
 
     async def close(self) -> None:
         """Commit everything queued, checkpoint the WAL into the database file, close. Idempotent."""
-        if self._closed:
-            return
+        if self._close_task is None:
+            self._close_task = self._loop.create_task(self._close(), name="store-close")
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
         self._closing = True
         self._wake.set()
         await self._task
@@ -413,7 +423,7 @@ class Store:
     # Everything below runs on the writer thread.
 
     def _execute(self, batch: Sequence[_Op | _Call]) -> list[_Outcome]:
-        durable = any(isinstance(item, _Call) and item.durable for item in batch)
+        durable = self._durable_fsync and any(isinstance(item, _Call) and item.durable for item in batch)
         if durable:
             self._pragma_sync("FULL")
         outcomes: list[_Outcome] = []
