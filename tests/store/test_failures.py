@@ -24,6 +24,7 @@ from risk_manager.store import (
     StoreUnwritableError,
     StoreVersionError,
 )
+from risk_manager.store import writer as writer_module
 from tests.store.conftest import START
 
 
@@ -229,3 +230,30 @@ async def test_a_closed_store_refuses_calls(store: Store) -> None:
         store.append_journal("e", {})
     with pytest.raises(StoreClosedError):
         await store.flush()
+
+
+def _overwrite_with_garbage(path: Path) -> None:
+    with path.open("r+b") as file:
+        file.write(os.urandom(path.stat().st_size))
+
+
+async def test_a_file_corrupted_while_running_degrades_even_when_nothing_can_be_copied(
+        db_path: Path, clock: VirtualClock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "DEGRADED_JOURNAL_KEEP", 100)
+    store = await Store.open(db_path, clock)
+    for i in range(3000):
+        store.append_journal("e", {"i": i, "pad": "y" * 300})
+    await store.flush()
+    await store._call(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(), transaction=False)
+    await store._call(lambda conn: conn.execute("PRAGMA cache_size = -1"), transaction=False)  # reread pages
+    _overwrite_with_garbage(db_path)
+    with caplog.at_level(logging.ERROR, logger="risk_manager.store"):
+        for i in range(500):
+            store.append_journal("after", {"i": i})
+        await store.add_lock(LockRecord("l", 7, "manual", "break", START))
+    assert store.degraded
+    assert "store_degraded_copy_failed" in caplog.text and "state_copied=False" in caplog.text
+    assert [lock.id for lock in await store.active_locks()] == ["l"]
+    journal = await store.journal()
+    assert len(journal) == 100 and journal[-1].seq == 3500  # the in-memory journal keeps its newest entries
+    await store.close()

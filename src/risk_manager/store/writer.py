@@ -63,6 +63,10 @@ from risk_manager.store.schema import LATEST_VERSION, migrate, schema_version
 
 logger = logging.getLogger("risk_manager.store")
 
+# In memory (degraded), the journal keeps only its newest entries, so a long degraded run cannot
+# exhaust the daemon's memory (~10 MB of typical events); the other tables are small.
+DEGRADED_JOURNAL_KEEP = 20_000
+
 T = TypeVar("T")
 _JOURNAL = None  # the write-op function slot of a journal append (batched with executemany)
 _WriteFn = Callable[..., object]
@@ -442,7 +446,16 @@ class Store:
             start = end + 1
         if durable:
             self._pragma_sync("NORMAL")
+        if self._state.degraded_reason is not None:
+            self._trim_memory_journal()
         return outcomes
+
+    def _trim_memory_journal(self) -> None:
+        try:
+            self._state.conn.execute("DELETE FROM journal WHERE seq <= (SELECT MAX(seq) FROM journal) - ?",
+                                     (DEGRADED_JOURNAL_KEEP,))
+        except sqlite3.Error as exc:
+            log_event(logger, "store_trim_failed", logging.ERROR, error=repr(exc))
 
     def _pragma_sync(self, level: str) -> None:
         try:
