@@ -257,3 +257,19 @@ async def test_a_file_corrupted_while_running_degrades_even_when_nothing_can_be_
     journal = await store.journal()
     assert len(journal) == 100 and journal[-1].seq == 3500  # the in-memory journal keeps its newest entries
     await store.close()
+
+
+async def test_a_batch_size_below_one_is_refused(db_path: Path, clock: VirtualClock) -> None:
+    with pytest.raises(ValueError, match="batch_max must be ≥ 1, got 0"):
+        await Store.open(db_path, clock, batch_max=0)
+
+
+async def test_small_batches_still_keep_order(db_path: Path, clock: VirtualClock) -> None:
+    store = await Store.open(db_path, clock, batch_max=3)
+    try:
+        for i in range(10):
+            store.append_journal("e", {"i": i})
+        assert await store.claim("k", 7, {})
+        assert [e.payload["i"] for e in await store.journal()] == list(range(10))
+    finally:
+        await store.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -246,3 +248,19 @@ async def test_concurrent_closes_close_once(db_path: Path, clock: VirtualClock) 
         assert [lock.id for lock in await reopened.active_locks()] == ["l"]
     finally:
         await reopened.close()
+
+
+async def test_a_slow_disk_never_blocks_the_event_loop(store: Store) -> None:
+    release = threading.Event()
+    store._write(lambda conn: release.wait(5))  # the writer thread is stuck in a commit
+    store.append_journal("e", {"n": 0})
+    await asyncio.sleep(0.05)  # the batch is on the writer thread now
+    start = time.perf_counter()
+    for i in range(1000):
+        store.append_journal("e", {"n": i + 1})
+    flushed = asyncio.ensure_future(store.flush())
+    await asyncio.sleep(0.05)
+    assert time.perf_counter() - start < 0.5 and not flushed.done()
+    release.set()
+    await flushed
+    assert len(await store.journal()) == 1001

@@ -140,6 +140,8 @@ class Store:
         `on_degraded(reason)` is called on the event loop if the disk fails later and the store
         switches to memory.
         """
+        if batch_max < 1:
+            raise ValueError(f"batch_max must be ≥ 1, got {batch_max}")
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         loop = asyncio.get_running_loop()
         try:
