@@ -40,6 +40,7 @@ def _run_and_kill(db_path: Path, min_seq: int) -> list[int]:
     return reported[1:]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
 @pytest.mark.parametrize("rounds", [2])
 async def test_kill_9_mid_writes_loses_nothing_that_was_flushed(db_path: Path, clock: VirtualClock,
                                                                 rounds: int) -> None:

@@ -27,6 +27,8 @@ from risk_manager.store import (
 from risk_manager.store import writer as writer_module
 from tests.store.conftest import START
 
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and users")
+
 
 def _write_garbage(path: Path) -> None:
     path.parent.mkdir(parents=True)
@@ -123,6 +125,7 @@ def _open_as_other_user(path: Path) -> str:
     return done.stdout
 
 
+@posix_only
 def test_read_only_directory_is_a_clear_error_at_start_up(shared_dir: Path) -> None:
     read_only = shared_dir / "ro"
     read_only.mkdir()
@@ -133,6 +136,7 @@ def test_read_only_directory_is_a_clear_error_at_start_up(shared_dir: Path) -> N
     assert "database.path" in message
 
 
+@posix_only
 async def test_existing_database_in_a_read_only_directory_is_a_clear_error(shared_dir: Path,
                                                                          clock: VirtualClock) -> None:
     path = shared_dir / "ro" / "risk.db"
@@ -144,6 +148,7 @@ async def test_existing_database_in_a_read_only_directory_is_a_clear_error(share
     assert f"directory {path.parent} is not writable" in message and "-wal" in message
 
 
+@posix_only
 async def test_new_files_are_0600_in_a_0700_directory(tmp_path: Path, clock: VirtualClock) -> None:
     path = tmp_path / "a" / "b" / "risk.db"
     old_umask = os.umask(0o022)
@@ -161,6 +166,7 @@ async def test_new_files_are_0600_in_a_0700_directory(tmp_path: Path, clock: Vir
     assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
 
 
+@posix_only
 async def test_a_world_readable_database_is_tightened(db_path: Path, clock: VirtualClock,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     store = await Store.open(db_path, clock)
