@@ -53,7 +53,8 @@ def _opt_time(text: str | None) -> datetime | None:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # ASCII escapes: any str survives, even a lone surrogate a broker's "\ud800" escape decodes to.
+    return json.dumps(value, separators=(",", ":"))
 
 
 # ---- writes (run on the writer thread, inside a transaction) ----------------------------------------
