@@ -83,11 +83,13 @@ async def test_locks_round_trip_and_clearing_writes_the_audit_log(store: Store, 
                           rules=("trade_frequency_limit",))
     can_trade = LockRecord("lock-2", 7, "until_can_trade", "broker disabled trading", start=T0,
                            condition="canTrade", created_by="engine")
-    symbol = LockRecord("lock-3", 8, "symbol", "blocked symbol", start=T0, symbol="RTY", rules=("symbol_block",))
+    symbol = LockRecord("lock-3", 8, "symbol", "blocked symbol", start=T0, symbol="RTY", rules=("symbol_block",),
+                        flatten=True)
     for lock in (cooldown, can_trade, symbol):
-        await store.add_lock(lock)
+        assert await store.add_lock(lock)
     clock.advance(30)
     assert await store.clear_lock("lock-1", by="admin", why="trader asked", terminal="tty1")
+    assert not await store.add_lock(cooldown)  # a replayed event does not revive a cleared lock
     assert not await store.clear_lock("lock-1", by="admin", why="twice")
     assert not await store.clear_lock("no-such-lock", by="admin", why="typo")
     reopened = await _reopen(store, clock)

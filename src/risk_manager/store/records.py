@@ -27,6 +27,8 @@ class LockRecord:
 
     `kind` is one of rules.md § Locks (`until_reset`, `until_session`, `cooldown`, `until_can_trade`,
     `symbol`, `manual`); a lock ends at `until` or when `condition` holds (e.g. "canTrade").
+    `id` is the caller's: the idempotency key of the action that set the lock fits, so a replayed
+    event cannot store (or revive) the same lock twice.
     """
 
     id: str
@@ -39,6 +41,7 @@ class LockRecord:
     symbol: str | None = None
     rules: tuple[str, ...] = ()
     created_by: str = "engine"
+    flatten: bool = False  # imposed with a flatten: positions are closed while it holds
     cleared_at: datetime | None = None
     cleared_by: str | None = None
     clear_reason: str | None = None

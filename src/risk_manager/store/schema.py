@@ -60,7 +60,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             id INTEGER PRIMARY KEY, at TEXT NOT NULL, who TEXT NOT NULL, what TEXT NOT NULL,
             why TEXT NOT NULL, terminal TEXT NOT NULL, account_id INTEGER)""",
     )),
-    Migration(2, "engine state snapshots and order history", (
+    Migration(2, "engine state snapshots, order history, the flatten flag of locks", (
         """CREATE TABLE engine_state (
             account_id INTEGER PRIMARY KEY, version INTEGER NOT NULL, journal_seq INTEGER NOT NULL,
             state TEXT NOT NULL, saved_at TEXT NOT NULL)""",
@@ -70,6 +70,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (account_id, order_id))""",
         "CREATE INDEX orders_last_seen ON orders(last_seen)",
         "CREATE INDEX enforcement_log_account ON enforcement_log(account_id, started)",
+        "ALTER TABLE locks ADD COLUMN flatten INTEGER NOT NULL DEFAULT 0",
     )),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

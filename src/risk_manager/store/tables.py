@@ -67,13 +67,16 @@ def journal_row(seq: int, ts: float, account_id: int | None, kind: str, payload:
     return (seq, iso(ts), account_id, kind, _json(payload))
 
 
-def insert_lock(conn: sqlite3.Connection, lock: LockRecord) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO locks (id, account_id, kind, symbol, start, until, condition, reason, rules, "
-        "created_by, cleared_at, cleared_by, clear_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+def insert_lock(conn: sqlite3.Connection, lock: LockRecord) -> bool:
+    """Store a new lock; False (and nothing changes) if a lock with this id exists, even cleared."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO locks (id, account_id, kind, symbol, start, until, condition, reason, rules, "
+        "created_by, flatten, cleared_at, cleared_by, clear_reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (lock.id, lock.account_id, lock.kind, lock.symbol, iso(lock.start), _opt_iso(lock.until), lock.condition,
-         lock.reason, _json(list(lock.rules)), lock.created_by, _opt_iso(lock.cleared_at), lock.cleared_by,
-         lock.clear_reason))
+         lock.reason, _json(list(lock.rules)), lock.created_by, int(lock.flatten), _opt_iso(lock.cleared_at),
+         lock.cleared_by, lock.clear_reason))
+    return cursor.rowcount == 1
 
 
 def clear_lock(conn: sqlite3.Connection, lock_id: str, at: float, by: str, why: str) -> bool:
@@ -199,17 +202,17 @@ def journal_tail(conn: sqlite3.Connection, count: int) -> list[JournalEntry]:
             for seq, at, acc, kind, payload in reversed(rows)]
 
 
-_LOCK_COLUMNS = ("id, account_id, kind, symbol, start, until, condition, reason, rules, created_by, cleared_at, "
-                 "cleared_by, clear_reason")
+_LOCK_COLUMNS = ("id, account_id, kind, symbol, start, until, condition, reason, rules, created_by, flatten, "
+                 "cleared_at, cleared_by, clear_reason")
 
 
 def _lock(row: tuple[Any, ...]) -> LockRecord:
-    (lock_id, account_id, kind, symbol, start, until, condition, reason, rules, created_by, cleared_at,
+    (lock_id, account_id, kind, symbol, start, until, condition, reason, rules, created_by, flatten, cleared_at,
      cleared_by, clear_reason) = row
     return LockRecord(id=lock_id, account_id=account_id, kind=kind, reason=reason, start=parse_iso(start),
                       until=_opt_time(until), condition=condition, symbol=symbol, rules=tuple(json.loads(rules)),
-                      created_by=created_by, cleared_at=_opt_time(cleared_at), cleared_by=cleared_by,
-                      clear_reason=clear_reason)
+                      created_by=created_by, flatten=bool(flatten), cleared_at=_opt_time(cleared_at),
+                      cleared_by=cleared_by, clear_reason=clear_reason)
 
 
 def active_locks(conn: sqlite3.Connection, account_id: int | None = None) -> list[LockRecord]:

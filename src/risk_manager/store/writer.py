@@ -251,9 +251,10 @@ class Store:
 
     # ---- durable writes (awaited: on disk, WAL fsynced, before they return) -------------------------
 
-    async def add_lock(self, lock: LockRecord) -> None:
-        """Store a lock before any broker call is made for it."""
-        await self._call(lambda conn: tables.insert_lock(conn, lock), durable=True)
+    async def add_lock(self, lock: LockRecord) -> bool:
+        """Store a lock before any broker call is made for it; False if its id is already stored
+        (a replayed event): the stored lock stays as it is, cleared or not."""
+        return bool(await self._call(lambda conn: tables.insert_lock(conn, lock), durable=True))
 
     async def clear_lock(self, lock_id: str, *, by: str, why: str, terminal: str = "daemon") -> bool:
         """End an active lock and write the unlock to the audit log, atomically; False if not active."""
