@@ -54,8 +54,8 @@ async def test_version_1_is_upgraded_keeping_its_data(db_path: Path, clock: Virt
                                                          rules=("daily",))]
         assert not await store.claim("k", 7, {})
         assert store.append_journal("e", {}) == 42  # seqs continue after the old journal
-        store.save_engine_state(7, {"ok": True}, version=1)  # a table of version 2
-        snapshot = await store.engine_state(7)
+        store.save_engine_state({"ok": True}, version=1)  # a table of version 2
+        snapshot = await store.engine_state()
         assert snapshot is not None and snapshot.state == {"ok": True}
     finally:
         await store.close()

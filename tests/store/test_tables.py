@@ -184,24 +184,24 @@ async def test_audit_entries_round_trip_and_filter_by_time(store: Store, clock: 
         await reopened.close()
 
 
-async def test_engine_state_is_one_snapshot_per_account_replaced_whole(store: Store, clock: VirtualClock) -> None:
+async def test_engine_state_is_one_snapshot_per_scope_replaced_whole(store: Store, clock: VirtualClock) -> None:
     store.append_journal("GatewayUserTrade", {"id": 1}, 7)
-    store.save_engine_state(7, {"realized": -50.0, "positions": {}}, version=1)
+    store.save_engine_state({"version": 1, "accounts": [{"realized": -50.0}]}, version=1)
     store.append_journal("GatewayUserTrade", {"id": 2}, 7)
     clock.advance(5)
-    store.save_engine_state(7, {"realized": -80.0}, version=2, journal_seq=2)
+    store.save_engine_state({"version": 2, "accounts": [{"realized": -80.0}]}, version=2, journal_seq=1)
     account = Account(id=8, name="PRAC-8", balance=50_000.0, can_trade=True, is_visible=True, simulated=True)
-    store.save_engine_state(8, {"account": account.to_wire()}, version=2)
+    store.save_engine_state({"account": account.to_wire()}, version=2, scope="account:8")
     reopened = await _reopen(store, clock)
     try:
-        seven = await reopened.engine_state(7)
-        assert seven is not None
-        assert (seven.version, seven.journal_seq, seven.state, seven.saved_at) == (
-            2, 2, {"realized": -80.0}, T0 + timedelta(seconds=5))
-        eight = await reopened.engine_state(8)
+        whole = await reopened.engine_state()
+        assert whole is not None
+        assert (whole.scope, whole.version, whole.journal_seq, whole.state, whole.saved_at) == (
+            "engine", 2, 1, {"version": 2, "accounts": [{"realized": -80.0}]}, T0 + timedelta(seconds=5))
+        eight = await reopened.engine_state("account:8")
         assert eight is not None and Account.from_wire(eight.state["account"]) == account
         assert eight.journal_seq == 2
-        assert await reopened.engine_state(9) is None
+        assert await reopened.engine_state("account:9") is None
     finally:
         await reopened.close()
 

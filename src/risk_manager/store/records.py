@@ -133,12 +133,14 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class EngineSnapshot:
-    """The engine's state of one account, consistent with the journal up to `journal_seq`.
+    """An engine snapshot, consistent with the journal up to `journal_seq`.
 
-    `version` is the engine's snapshot format version, so a newer engine can refuse or convert.
+    `scope` names what it covers: `"engine"` (the default: one document for every account, as
+    `Engine.snapshot()` gives) or e.g. `"account:704"` for a per-account snapshot. `version` is the
+    engine's snapshot format version, so a newer engine can refuse or convert.
     """
 
-    account_id: int
+    scope: str
     version: int
     journal_seq: int
     state: dict[str, Any]

@@ -62,7 +62,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(2, "engine state snapshots, order history, the flatten flag of locks", (
         """CREATE TABLE engine_state (
-            account_id INTEGER PRIMARY KEY, version INTEGER NOT NULL, journal_seq INTEGER NOT NULL,
+            scope TEXT PRIMARY KEY, version INTEGER NOT NULL, journal_seq INTEGER NOT NULL,
             state TEXT NOT NULL, saved_at TEXT NOT NULL)""",
         """CREATE TABLE orders (
             account_id INTEGER NOT NULL, order_id INTEGER NOT NULL, contract_id TEXT NOT NULL,

@@ -154,9 +154,8 @@ def insert_audit(conn: sqlite3.Connection, entry: AuditEntry) -> None:
 
 def upsert_engine_state(conn: sqlite3.Connection, snapshot: EngineSnapshot) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO engine_state (account_id, version, journal_seq, state, saved_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (snapshot.account_id, snapshot.version, snapshot.journal_seq, _json(snapshot.state), iso(snapshot.saved_at)))
+        "INSERT OR REPLACE INTO engine_state (scope, version, journal_seq, state, saved_at) VALUES (?, ?, ?, ?, ?)",
+        (snapshot.scope, snapshot.version, snapshot.journal_seq, _json(snapshot.state), iso(snapshot.saved_at)))
 
 
 def upsert_order(conn: sqlite3.Connection, order: Order, at: float) -> None:
@@ -285,13 +284,13 @@ def audit_log(conn: sqlite3.Connection, since: datetime | None = None) -> list[A
                 f"SELECT at, who, what, why, terminal, account_id FROM audit_log{where} ORDER BY id", params)]
 
 
-def engine_state(conn: sqlite3.Connection, account_id: int) -> EngineSnapshot | None:
-    row = conn.execute("SELECT account_id, version, journal_seq, state, saved_at FROM engine_state "
-                       "WHERE account_id = ?", (account_id,)).fetchone()
+def engine_state(conn: sqlite3.Connection, scope: str) -> EngineSnapshot | None:
+    row = conn.execute("SELECT scope, version, journal_seq, state, saved_at FROM engine_state WHERE scope = ?",
+                       (scope,)).fetchone()
     if row is None:
         return None
-    acc, version, seq, state, saved_at = row
-    return EngineSnapshot(acc, version, seq, json.loads(state), parse_iso(saved_at))
+    found, version, seq, state, saved_at = row
+    return EngineSnapshot(found, version, seq, json.loads(state), parse_iso(saved_at))
 
 
 def orders(conn: sqlite3.Connection, account_id: int, since: datetime | None = None) -> list[OrderRecord]:

@@ -242,10 +242,10 @@ class Store:
         """Keep the latest state of an order in the order history."""
         self._write(tables.upsert_order, order, self._clock.timestamp())
 
-    def save_engine_state(self, account_id: int, state: dict[str, Any], *, version: int,
+    def save_engine_state(self, state: dict[str, Any], *, version: int, scope: str = "engine",
                           journal_seq: int | None = None) -> None:
-        """Replace the account's snapshot (one row, atomic). `journal_seq` defaults to the last append."""
-        snapshot = EngineSnapshot(account_id, version, self._seq if journal_seq is None else journal_seq, state,
+        """Replace the snapshot of `scope` (one row, atomic). `journal_seq` defaults to the last append."""
+        snapshot = EngineSnapshot(scope, version, self._seq if journal_seq is None else journal_seq, state,
                                   self._clock.now())
         self._write(tables.upsert_engine_state, snapshot)
 
@@ -337,8 +337,8 @@ class Store:
     async def audit_log(self, since: datetime | None = None) -> list[AuditEntry]:
         return await self._call(lambda conn: tables.audit_log(conn, since))
 
-    async def engine_state(self, account_id: int) -> EngineSnapshot | None:
-        return await self._call(lambda conn: tables.engine_state(conn, account_id))
+    async def engine_state(self, scope: str = "engine") -> EngineSnapshot | None:
+        return await self._call(lambda conn: tables.engine_state(conn, scope))
 
     async def orders(self, account_id: int, since: datetime | None = None) -> list[OrderRecord]:
         return await self._call(lambda conn: tables.orders(conn, account_id, since))
