@@ -25,7 +25,11 @@ class RawHub:
         session = aiohttp.ClientSession()
         query = f"?access_token={token}" if token and not header_token else ""
         headers = {"Authorization": f"Bearer {token}"} if token and header_token else {}
-        ws = await session.ws_connect(url + query, headers=headers, autoping=False)
+        try:
+            ws = await session.ws_connect(url + query, headers=headers, autoping=False)
+        except BaseException:
+            await session.close()
+            raise
         hub = cls(session, ws)
         if handshake:
             await hub.send_raw(json.dumps({"protocol": "json", "version": version}) + RS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -40,6 +41,7 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         cfg = self.config
+        self._user_listeners: list[Callable[[UserEvent], None]] = []
         self.clock: Clock = cfg.clock or SystemClock()
         self._auto_poll = cfg.clock is None or isinstance(cfg.clock, SystemClock)
         self.catalogue = cfg.catalogue or default_catalogue()
@@ -66,6 +68,12 @@ class Simulator:
     # -- wiring --------------------------------------------------------------------------------
     def _on_user_event(self, event: UserEvent) -> None:
         self.hubs.publish_user(event)
+        for listener in self._user_listeners:
+            listener(event)
+
+    def add_user_listener(self, listener: Callable[[UserEvent], None]) -> None:
+        """Call `listener` synchronously with every user event the broker emits (before hub faults)."""
+        self._user_listeners.append(listener)
 
     def _on_market(self, update: MarketUpdate) -> None:
         self.hubs.publish_market(update)
