@@ -281,3 +281,30 @@ async def test_control_api(vsim: Simulator) -> None:
 def test_control_api_is_loopback_only() -> None:
     assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("127.0.0.2")
     assert not _is_loopback("10.0.0.1") and not _is_loopback(None) and not _is_loopback("garbage")
+
+
+async def test_hub_latency_delays_each_event_not_the_sum(vapi: Api, vsim: Simulator) -> None:
+    hub = await RawHub.connect(vsim.user_hub_url, vapi.token)
+    for method in ("SubscribeOrders", "SubscribeTrades", "SubscribePositions"):
+        await hub.invoke(method, 1001, invocation_id="x")
+        await hub.next()
+    vsim.faults.latency(hub_ms=200)
+    started = time.perf_counter()
+    vsim.trader.place_order(1001, "MNQ", "buy", 1)
+    await hub.until(lambda m: m.get("target") == "GatewayUserPosition")
+    elapsed = time.perf_counter() - started
+    assert 0.2 <= elapsed < 0.6
+    await hub.close()
+
+
+async def test_deeply_nested_json_is_400(vapi: Api) -> None:
+    response = await vapi.raw("/api/Order/place", content=b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
+
+
+async def test_hub_without_handshake_is_closed(vsim: Simulator, vapi: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("risk_manager.sim.hubs.HANDSHAKE_TIMEOUT", 0.2)
+    hub = await RawHub.connect(vsim.user_hub_url, vapi.token, handshake=False)
+    msg = await hub.ws.receive(timeout=3)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    await hub.close()

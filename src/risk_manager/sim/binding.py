@@ -55,6 +55,9 @@ def parse_body(raw: bytes, fields: tuple[Field, ...]) -> Any:
         raise BindingError({"": ["A non-empty request body is required."]})
     try:
         return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BindingError({"$": ["The JSON value is nested too deeply."],
+                            "request": ["The request field is required."]}) from None
     except ValueError as exc:
         raise BindingError({"$": [f"The JSON value could not be parsed: {exc}."],
                             "request": ["The request field is required."]}) from None

@@ -48,6 +48,7 @@ HubName = Literal["user", "market"]
 RS = "\x1e"
 MAX_FRAME = 1024 * 1024
 MAX_QUEUED = 100_000
+HANDSHAKE_TIMEOUT = 15.0  # seconds, as ASP.NET Core SignalR
 _PING = '{"type":6}' + RS
 
 USER_METHODS = {
@@ -75,7 +76,9 @@ class HubConnection:
     ws: web.WebSocketResponse
     transport: asyncio.Transport | None
     subs: dict[str, set[Any]] = field(default_factory=dict)
-    queue: deque[tuple[str, str | None, Any]] = field(default_factory=deque)
+    latency: Callable[[], float] = lambda: 0.0   # the hub latency fault, seconds
+    # (record, target, key, due): `due` is the monotonic time before which the record must not be sent
+    queue: deque[tuple[str, str | None, Any, float]] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     writing: bool = False
     closed: bool = False
@@ -97,7 +100,8 @@ class HubConnection:
                       queued=len(self.queue))
             self.abort()
             return
-        self.queue.append((record, target, key))
+        delay = self.latency()
+        self.queue.append((record, target, key, time.monotonic() + delay if delay else 0.0))
         self.wake.set()
 
     def abort(self) -> None:
@@ -218,7 +222,8 @@ class Hubs:
             return web.Response(status=400, text="Only the WebSockets transport is supported.")
         transport = request.transport if isinstance(request.transport, asyncio.Transport) else None
         await ws.prepare(request)
-        conn = HubConnection(hub, request.query.get("id") or secrets.token_urlsafe(16), session, ws, transport)
+        conn = HubConnection(hub, request.query.get("id") or secrets.token_urlsafe(16), session, ws, transport,
+                             latency=lambda: self._faults.hub_delay)
         self.connections.add(conn)
         log_event(log, "sim_hub_connected", hub=hub, connection=conn.connection_id, user=session.user)
         try:
@@ -235,13 +240,19 @@ class Hubs:
     async def _serve(self, conn: HubConnection) -> None:
         buffer = ""
         handshaken = False
-        async for msg in conn.ws:
+        while True:
+            try:
+                msg = await conn.ws.receive(timeout=None if handshaken else HANDSHAKE_TIMEOUT)
+            except TimeoutError:
+                log_event(log, "sim_hub_rejected", hub=conn.hub, stage="handshake", reason="no handshake in time")
+                await conn.ws.close()
+                return
             if msg.type == WSMsgType.TEXT:
                 buffer += msg.data
             elif msg.type == WSMsgType.BINARY:
                 buffer += msg.data.decode("utf-8", errors="replace")
             else:
-                break
+                return
             while RS in buffer:
                 record, buffer = buffer.split(RS, 1)
                 if not handshaken:
@@ -375,23 +386,24 @@ class Hubs:
                     if conn.closed:
                         break
                 conn.writing = True
-                delay = self._faults.hub_delay
-                if delay:
-                    await asyncio.sleep(delay)
+                wait = conn.queue[0][3] - time.monotonic()
+                if wait > 0:  # the latency fault: every record leaves `hub_ms` after it was queued
+                    await asyncio.sleep(wait)
+                    if conn.closed:
+                        break
                 parts: list[str] = []
                 sent: list[tuple[str, Any]] = []
                 size = 0
-                while conn.queue and size + len(conn.queue[0][0]) <= MAX_FRAME:
-                    record, target, key = conn.queue.popleft()
+                now_mono = time.monotonic()
+                while conn.queue and conn.queue[0][3] <= now_mono and (
+                        not parts or size + len(conn.queue[0][0]) <= MAX_FRAME):
+                    record, target, key, _ = conn.queue.popleft()
                     parts.append(record)
                     size += len(record)
                     if target is not None:
                         sent.append((target, key))
-                    if delay:  # with latency each event is delayed on its own
-                        break
-                if not parts:  # a single record above 1 MiB cannot happen with Gateway shapes; send it alone
-                    parts.append(conn.queue.popleft()[0])
-                await ws.send_str("".join(parts))
+                if parts:
+                    await ws.send_str("".join(parts))
                 now = time.perf_counter_ns()
                 for target, key in sent:
                     self._recorder.add_hub_sent(conn.hub, target, key, now)

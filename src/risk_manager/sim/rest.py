@@ -130,6 +130,9 @@ class RestApi:
             delay = self._faults.rest_delay
             if delay:
                 await asyncio.sleep(delay)
+                if self._faults.is_cut("rest"):  # cut while the request was delayed
+                    log_event(log, "sim_request_rejected", path=path, status=0, reason="rest cut fault")
+                    return drop(request)
             raw = await request.read()
             body_for_record = _record_body(raw)
             injected = self._faults.take_http_error()
@@ -179,6 +182,10 @@ class RestApi:
                            **dict.fromkeys(_NULLS.get(route.path, ()))}
                 log_event(log, "sim_request_rejected", path=path, status=200, error_code=exc.code,
                           reason=exc.message or "")
+            except Exception:  # a simulator bug must not take the server down: 500, logged with its traceback
+                log.exception("sim_request_failed path=%s", path)
+                status = 500
+                return web.Response(status=500)
             status = 200
             lost = route.intent is not None and self._faults.take_lost_response()
             if route.intent is not None:
@@ -423,7 +430,7 @@ def _record_body(raw: bytes) -> Any:
     text = raw.decode("utf-8", errors="replace")
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     if isinstance(body, dict):
         return {k: ("***" if isinstance(k, str) and k.lower() in ("apikey", "password") else v)
