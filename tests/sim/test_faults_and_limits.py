@@ -293,7 +293,7 @@ async def test_hub_latency_delays_each_event_not_the_sum(vapi: Api, vsim: Simula
     vsim.trader.place_order(1001, "MNQ", "buy", 1)
     await hub.until(lambda m: m.get("target") == "GatewayUserPosition")
     elapsed = time.perf_counter() - started
-    assert 0.2 <= elapsed < 0.6
+    assert 0.2 <= elapsed < 0.9  # five events: the sum of delays would be 1 s
     await hub.close()
 
 

@@ -273,7 +273,7 @@ async def test_random_feed_quotes_at_least_every_second() -> None:
         while loop.time() - start < 1.0:
             msg = await hub.next()
             quotes += msg.get("target") == "GatewayQuote"
-        assert quotes >= 4
+        assert quotes >= 2  # feed_interval 0.2 s gives ~5; the requirement is >= 1 per second
         await hub.close()
 
 
