@@ -146,12 +146,18 @@ async def test_retrieve_bars(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("change", "code"), [({"contractId": "X"}, 1), ({"unit": 9}, 2), ({"unitNumber": 0}, 3),
-                                              ({"limit": 20001}, 4), ({"limit": 0}, 4)])
+                                              ({"unitNumber": 10**9}, 3), ({"limit": 20001}, 4), ({"limit": 0}, 4)])
 async def test_retrieve_bars_errors(api: Api, change: dict[str, object], code: int) -> None:
     body = {"contractId": MNQ, "live": False, "startTime": EPOCH, "endTime": "2020-01-02T00:00:00Z", "unit": 3,
             "unitNumber": 1, "limit": 10, "includePartialBar": True, **change}
     data = await api.call("/api/History/retrieveBars", body)
     assert data["success"] is False and data["errorCode"] == code and data["bars"] is None
+
+
+async def test_retrieve_bars_from_the_year_one(api: Api) -> None:
+    body = {"contractId": MNQ, "live": False, "startTime": "0001-01-01T00:00:00Z", "endTime": "0001-01-03T00:00:00Z",
+            "unit": 4, "unitNumber": 1, "limit": 10, "includePartialBar": False}
+    assert len((await api.call("/api/History/retrieveBars", body))["bars"]) == 2
 
 
 async def test_place_search_and_search_open(api: Api, sim: Simulator) -> None:
