@@ -189,6 +189,8 @@ async def test_subscription_errors_complete_with_error(sim: Simulator) -> None:
     market = await RawHub.connect(sim.market_hub_url, await _token(sim))
     await market.invoke("SubscribeContractQuotes", "CON.F.US.NOPE.Z26", invocation_id="c")
     assert "not found" in (await market.next())["error"]
+    await market.invoke("SubscribeContractQuotes", "MNQ", invocation_id="d")  # a symbol is not a contract id
+    assert "not found" in (await market.next())["error"]
     await market.close()
 
 

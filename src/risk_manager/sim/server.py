@@ -84,8 +84,9 @@ class Simulator:
         return self.rest.visible_accounts(user)
 
     def _contract_id_of(self, key: str) -> str | None:
+        """The contract id named by a hub subscription: an exact id in any case, never a symbol."""
         entry = self.catalogue.find(key)
-        return None if entry is None else entry.contract.id
+        return entry.contract.id if entry is not None and entry.contract.id.lower() == key.lower() else None
 
     def _snapshot_quote(self, contract_id: str) -> MarketUpdate:
         return MarketUpdate(contract_id, self.market.state(contract_id).to_quote(), None, ())
