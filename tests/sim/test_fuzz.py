@@ -81,7 +81,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 bodies = st.one_of(st.dictionaries(st.sampled_from(KEYS), values, max_size=8), values)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(PATHS), body=bodies)
 def test_random_json_gets_a_documented_answer(http: httpx.Client, path: str, body: Any) -> None:
     response = http.post(path, content=json.dumps(body))
@@ -100,7 +100,7 @@ def test_random_bytes_get_a_documented_answer(http: httpx.Client, raw: bytes) ->
     assert response.status_code in (200, 400)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=st.lists(st.one_of(st.text(max_size=30), values.map(json.dumps)), max_size=4))
 def test_random_hub_records_never_take_the_server_down(threaded: ThreadedSim, http: httpx.Client,
                                                         records: list[str]) -> None:
