@@ -349,3 +349,29 @@ async def test_every_request_is_recorded(api: Api, sim: Simulator) -> None:
     intent = sim.recorder.intents[0]
     assert (intent.kind, intent.account_id, intent.contract_id, intent.side, intent.size, intent.custom_tag,
             intent.outcome) == ("place", 1001, MNQ, 0, 1, "rec", "ok")
+
+
+async def test_inactive_contracts_and_accounts() -> None:
+    from dataclasses import replace
+
+    from risk_manager.domain import default_catalogue
+
+    catalogue = default_catalogue()
+    cfg = SimConfig(accounts=[SimAccount(1001, "SIM-1001"), SimAccount(1002, "OLD", active=False)],
+                    quote_feed="scripted", catalogue=catalogue)
+    async with Simulator(cfg) as sim, httpx.AsyncClient(base_url=sim.base_url) as client:
+        api = Api(client)
+        await api.login()
+        active = (await api.call("/api/Account/search", {"onlyActiveAccounts": True}))["accounts"]
+        everything = (await api.call("/api/Account/search", {"onlyActiveAccounts": False}))["accounts"]
+        assert [a["id"] for a in active] == [1001] and [a["id"] for a in everything] == [1001, 1002]
+        await api.call("/api/Order/place", place_body(size=2))
+        entry = catalogue.get(MNQ)
+        catalogue.add(replace(entry, contract=replace(entry.contract, active_contract=False)))
+        assert (await api.call("/api/Order/place", place_body()))["errorCode"] == 9
+        close = {"accountId": 1001, "contractId": MNQ}
+        assert (await api.call("/api/Position/closeContract", close))["errorCode"] == 4
+        assert (await api.call("/api/Position/partialCloseContract", {**close, "size": 1}))["errorCode"] == 4
+        unknown = {"accountId": 1001, "contractId": "CON.F.US.X.Z26", "size": 1}
+        assert (await api.call("/api/Position/partialCloseContract", unknown))["errorCode"] == 3
+        assert (await api.call("/api/Position/closeContract", {"accountId": 9, "contractId": MNQ}))["errorCode"] == 1
