@@ -157,8 +157,12 @@ class GatewayClient:
         (they connect in the background; watch `hub.state` or `await hub.wait_connected()`)."""
         await self.tokens.start()
         if connect_hubs:
-            await self.user_hub.start()
-            await self.market_hub.start()
+            await self.start_hubs()
+
+    async def start_hubs(self) -> None:
+        """Start both hub connections (subscriptions made before are sent on the first connect)."""
+        await self.user_hub.start()
+        await self.market_hub.start()
 
     async def aclose(self) -> None:
         await self.user_hub.stop()
