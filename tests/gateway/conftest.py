@@ -11,8 +11,6 @@ import pytest
 from risk_manager.domain import VirtualClock
 from risk_manager.gateway import GatewayConfig
 
-sim_module = pytest.importorskip("risk_manager.sim")
-
 T0 = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 
 
@@ -36,6 +34,7 @@ def fast_config(base_url: str, **sections: dict[str, Any]) -> GatewayConfig:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Any]:
+    sim_module = pytest.importorskip("risk_manager.sim")
     simulator = sim_module.Simulator(sim_module.SimConfig(seed=1, quote_feed="scripted"))
     await simulator.start(host="127.0.0.1", port=0)
     try:
@@ -52,6 +51,7 @@ def vclock() -> VirtualClock:
 @pytest.fixture
 async def vsim(vclock: VirtualClock) -> AsyncIterator[Any]:
     """A simulator on a virtual clock (rate-limit windows, token exp and fault durations follow it)."""
+    sim_module = pytest.importorskip("risk_manager.sim")
     simulator = sim_module.Simulator(sim_module.SimConfig(seed=1, quote_feed="scripted", clock=vclock))
     await simulator.start(host="127.0.0.1", port=0)
     try:

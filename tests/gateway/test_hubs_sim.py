@@ -18,7 +18,9 @@ from risk_manager.domain import (
 )
 from risk_manager.gateway import AccountMirror, GatewayClient, HubState, Reconciler
 
-from .conftest import fast_config, sim_module
+from .conftest import fast_config
+
+sim_module = pytest.importorskip("risk_manager.sim")
 
 ACCOUNT = 1001
 
