@@ -67,7 +67,7 @@ async def test_token_expiry_mid_operation_and_one_refresh_for_50_callers(sim: An
         results = await asyncio.gather(*(client.search_open_positions(ACCOUNT) for _ in range(50)))
         assert len(results) == 50
         assert client.tokens.logins == 2  # one fresh login for all 50 callers
-        assert sum(1 for r in sim.recorder.requests if r.path.lower() == "auth/loginkey") == 2
+        assert sum(1 for r in sim.recorder.requests if r.path.lower() == "/api/auth/loginkey") == 2
 
 
 async def test_proactive_validate_once_under_50_concurrent_calls(vsim: Any, vclock: VirtualClock) -> None:
@@ -75,7 +75,7 @@ async def test_proactive_validate_once_under_50_concurrent_calls(vsim: Any, vclo
         first = await client.tokens.get_valid_token()
         vclock.advance(timedelta(hours=22, minutes=1))  # inside the 2 h buffer of the 24 h token
         await asyncio.gather(*(client.search_accounts() for _ in range(50)))
-        validates = [r for r in vsim.recorder.requests if r.path.lower() == "auth/validate"]
+        validates = [r for r in vsim.recorder.requests if r.path.lower() == "/api/auth/validate"]
         assert len(validates) == 1
         assert await client.tokens.get_valid_token() != first
         assert client.tokens.logins == 1
@@ -142,7 +142,7 @@ async def test_lost_place_response_gives_exactly_one_order(sim: Any) -> None:
         again = await client.place_order(ACCOUNT, es.id, OrderType.MARKET, OrderSide.BID, 1,
                                          idempotency_key="test-lost-1")
         assert again.cached and again.order_id == result.order_id
-        places = [r for r in sim.recorder.requests if r.path.lower() == "order/place"]
+        places = [r for r in sim.recorder.requests if r.path.lower() == "/api/order/place"]
         assert len(places) == 1
 
 

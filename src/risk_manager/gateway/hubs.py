@@ -16,7 +16,6 @@ or event is logged and counted, never fatal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -161,7 +160,8 @@ class HubConnection:
         self._handlers.append(handler)
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await self._connected.wait()
 
     def _set_state(self, state: HubState, **fields: Any) -> None:
         if state is self._state:
@@ -188,17 +188,20 @@ class HubConnection:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in (self._runner, self._dispatcher):
-            if task is not None:
+        ws = self._ws
+        if ws is not None:
+            try:
+                await ws.close()
+            except Exception as exc:  # a broken socket: nothing left to close
+                log_event(log, "hub_close_failed", logging.DEBUG, hub=self.name, error=repr(exc))
+        tasks = [t for t in (self._runner, self._dispatcher) if t is not None]
+        while tasks:
+            for task in tasks:
                 task.cancel()
-        for task in (self._runner, self._dispatcher):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            _done, pending = await asyncio.wait(tasks, timeout=1.0)
+            tasks = list(pending)
         self._runner = self._dispatcher = None
-        if self._ws is not None:
-            await self._ws.close()
-            self._ws = None
+        self._ws = None
         self._set_state(HubState.DISCONNECTED)
 
     def drop_connection(self) -> None:
@@ -259,7 +262,8 @@ class HubConnection:
         wait = timeout_s if timeout_s is not None else self._config.health.ping_timeout / 1000.0 * 2
         try:
             await ws.send(encode_invocation(method, list(args), inv_id))
-            return await asyncio.wait_for(future, wait)
+            async with asyncio.timeout(wait):
+                return await future
         except TimeoutError:
             raise HubError(f"{self.name} hub: no completion for {method} within {wait:g} s") from None
         except ConnectionClosed as exc:
@@ -320,7 +324,8 @@ class HubConnection:
         connected = False
         try:
             await ws.send(HANDSHAKE_REQUEST)
-            first = await asyncio.wait_for(ws.recv(), open_timeout)
+            async with asyncio.timeout(open_timeout):
+                first = await ws.recv()
             if not isinstance(first, str):
                 raise ProtocolError("binary handshake answer (the JSON protocol needs text frames)")
             records = split_records(first)

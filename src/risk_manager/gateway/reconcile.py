@@ -168,7 +168,8 @@ class Reconciler:
         self._fresh_listeners.append(listener)
 
     async def wait_fresh(self, timeout_s: float | None = None) -> None:
-        await asyncio.wait_for(self._fresh.wait(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await self._fresh.wait()
 
     def _set_fresh(self, fresh: bool, reason: str) -> None:
         if fresh == self._fresh.is_set():
