@@ -310,9 +310,7 @@ class HubConnection:
             attempt += 1
             if attempt == reconnect.max_attempts:
                 log_event(log, "hub_reconnect_attempts_exhausted", logging.ERROR, hub=self.name, attempts=attempt,
-                          action=f"retrying every {reconnect.max_delay_ms / 1000:g} s")
-            if attempt > reconnect.max_attempts:
-                delay = reconnect.max_delay_ms / 1000.0 * (1.0 + self._rng.random() * reconnect.jitter)
+                          action=f"retrying every {reconnect.delay_s(attempt):g} s")
             await asyncio.sleep(delay)
 
     async def _session(self, token: str, resubscribe_delay: bool) -> bool:
