@@ -203,7 +203,10 @@ class Market:
             bar_end = t + step
             if t < end and (include_partial or bar_end <= now):
                 bars.append(self._bar(entry, t, step))
-            t -= step
+            try:
+                t -= step
+            except OverflowError:  # walked back past year 1
+                break
         return bars
 
     def _price_at(self, entry: CatalogueEntry, when: datetime) -> float:
