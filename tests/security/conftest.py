@@ -65,8 +65,9 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
     keyring.set_keyring(previous)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_keyring() -> Iterator[None]:
+    """By default no test touches the developer's real OS keyring: it looks absent."""
     previous = keyring.get_keyring()
     from keyring.backends import fail
 
