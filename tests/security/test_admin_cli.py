@@ -166,6 +166,14 @@ def test_init_wipe_starts_over_without_the_old_password(config: Path) -> None:
     assert admin(config, f"{ADMIN_PW}\n{NEW_PW}\n", "init", "--force", "--wipe").exit_code == 1
 
 
+def test_wipe_asking_for_a_missing_keyring_deletes_nothing(config: Path) -> None:
+    initialised(config)
+    with_account(config)
+    result = admin(config, f"{NEW_PW}\n", "init", "--wipe", "--key-source", "keyring")
+    assert result.exit_code == 1 and "keyring" in result.stderr
+    assert Vault.open(config / "credentials.vault", ADMIN_PW).names() == ["main"]
+
+
 def test_commands_refuse_an_open_credential_file(config: Path) -> None:
     initialised(config)
     with_account(config)
@@ -277,3 +285,12 @@ def test_an_interrupted_password_change_is_finished_or_rolled_back(config: Path,
     directory.unlock(NEW_PW)
     assert directory.open_vault(NEW_PW).get("main").api_key == API_KEY
     assert not (config / "credentials.vault.pending").exists()
+
+
+def test_wipe_forgets_the_keyring_key(config: Path, memory_keyring: MemoryKeyring) -> None:
+    assert admin(config, f"{ADMIN_PW}\n", "init", "--key-source", "keyring").exit_code == 0
+    assert len(memory_keyring.items) == 1
+    result = admin(config, f"{NEW_PW}\n", "init", "--wipe", "--key-source", "password")
+    assert result.exit_code == 0, result.output
+    assert memory_keyring.items == {}
+    assert Vault.open(config / "credentials.vault", NEW_PW).key_source == "password"

@@ -101,7 +101,7 @@ def init(
         old = secrets.read("Current admin password: ", "current admin password") if force else None
         new = secrets.read_new("New admin password: ", "new admin password")
         password_module.check_new_password(new)
-        if old is not None:
+        if old is not None and directory.password.is_initialised():
             directory.unlock(old)  # before the slow tuning, so a wrong password fails fast
         tuned = _tune()
         if wipe:

@@ -75,6 +75,7 @@ class AdminDirectory:
         """Set the admin password and create the vault. With `old_password` (`--force`): re-initialise,
         keeping the stored accounts (re-encrypted); without it an existing setup is refused."""
         check_new_password(new_password)
+        source = self._choose_source(key_choice)
         kept: dict[str, Credential] = {}
         old_vault: Vault | None = None
         if self.password.is_initialised():
@@ -84,7 +85,6 @@ class AdminDirectory:
             old_vault = self._open_vault_if_any(old_password)
             kept = old_vault.credentials() if old_vault is not None else {}
         self.paths.ensure()
-        source = self._choose_source(key_choice)
         vault = self._new_vault(source, new_password, tuned.params)
         for name, credential in kept.items():
             vault.put(name, credential)
@@ -99,6 +99,7 @@ class AdminDirectory:
                             key_choice: KeyChoice = "auto") -> KeySource:
         """Forgotten password: delete the hash, the vault (and its keyring key) and the counter, start over."""
         check_new_password(new_password)
+        self._choose_source(key_choice)  # an unusable keyring must stop us before anything is deleted
         self.paths.ensure()
         removed = []
         try:
