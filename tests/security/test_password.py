@@ -66,9 +66,11 @@ def test_five_failures_start_a_backoff_that_refuses_even_the_right_password(
         paths: AdminPaths, clock: VirtualClock) -> None:
     admin = AdminPassword(paths, clock)
     admin.set(ADMIN_PW, CHEAP)
-    for _ in range(5):
+    for _ in range(4):
         with pytest.raises(WrongPasswordError):
             admin.verify("wrong-password")
+    with pytest.raises(WrongPasswordError, match="5 in a row: attempts are refused for the next 5 minutes"):
+        admin.verify("wrong-password")
     with pytest.raises(PasswordBackoffError) as refused:
         admin.verify(ADMIN_PW)
     assert refused.value.until == clock.now() + timedelta(minutes=5)
@@ -171,3 +173,18 @@ def test_tuning_on_a_slow_machine_lowers_memory_but_not_below_the_floor() -> Non
 def test_tuning_on_this_machine_lands_near_the_target() -> None:
     tuned = tune_parameters(0.05)
     assert 0.03 <= tuned.seconds <= 0.5
+
+
+def test_parallel_processes_cannot_race_past_the_count(paths: AdminPaths) -> None:
+    AdminPassword(paths).set(ADMIN_PW, CHEAP)
+    children = [subprocess.Popen([sys.executable, "-m", "risk_manager", "admin", "accounts", "list", "--config",
+                                  str(paths.directory), "--password-stdin"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                for _ in range(8)]
+    outputs = [child.communicate("wrong-password\n", timeout=60) for child in children]
+    wrong = sum("error: wrong admin password;" in err for _, err in outputs)
+    refused = sum("too many wrong admin passwords" in err for _, err in outputs)
+    assert (wrong, refused) == (5, 3), outputs  # exactly 5 guesses were checked; the others waited, then were refused
+    state = AdminPassword(paths).attempts.state()
+    assert state.failures == 5 and state.locked_until is not None

@@ -63,7 +63,8 @@ class WrongPasswordError(SecurityError):
         self.remaining = remaining
         super().__init__(
             "wrong admin password",
-            f"{remaining} more wrong attempt(s) before a 5-minute wait" if remaining > 0 else "",
+            f"{remaining} more wrong attempt(s) before a 5-minute wait" if remaining > 0
+            else f"that was {failures} in a row: attempts are refused for the next 5 minutes",
         )
 
 
