@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from risk_manager.security import vault as vault_module
 from risk_manager.security.errors import (
@@ -207,3 +209,16 @@ def test_nonce_is_fresh_for_every_seal(vault_file: Path) -> None:
     assert document["entries"]["a"]["nonce"] != document["entries"]["b"]["nonce"]
     assert len(base64.b64decode(document["entries"]["a"]["nonce"])) == vault_module.NONCE_BYTES
     assert vault.key_source == "password"
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80).filter(lambda s: s.strip() != "")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user=_text, key=_text, name=st.from_regex(vault_module.ENTRY_NAME, fullmatch=True))
+def test_any_credential_survives_a_round_trip(tmp_path: Path, user: str, key: str, name: str) -> None:
+    path = tmp_path / "property.vault"
+    vault = Vault.create_with_password(path, ADMIN_PW, CHEAP.params)
+    vault.put(name, Credential(user, key))
+    vault.save()
+    assert Vault.open(path, ADMIN_PW).get(name) == Credential(user, key)
