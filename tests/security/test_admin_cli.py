@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from risk_manager.cli import admin_cmd
 from risk_manager.cli.app import app
 from risk_manager.security.paths import AdminPaths
 from risk_manager.security.vault import Vault
+from risk_manager.sim import SimAccount, SimConfig, Simulator, SimUser
 from tests.security.conftest import ADMIN_PW, API_KEY, USER, MemoryKeyring
 
 NEW_PW = "a-calmer-password"
@@ -183,68 +183,41 @@ def test_commands_refuse_an_open_credential_file(config: Path) -> None:
     assert "chmod 600" in result.stderr
 
 
-class _Gateway(BaseHTTPRequestHandler):
-    """The two ProjectX calls `accounts test` makes, on 127.0.0.1 (the simulator is not in this tree yet)."""
-
-    token = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln"
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer: dict[str, Any]
-        if self.path.lower() == "/api/auth/loginkey":
-            ok = body == {"userName": USER, "apiKey": API_KEY}
-            answer = {"success": ok, "errorCode": 0 if ok else 3, "errorMessage": None,
-                      "token": self.token if ok else None}
-        elif self.path.lower() == "/api/account/search":
-            if self.headers.get("Authorization") != f"Bearer {self.token}":
-                self.send_response(401)
-                self.end_headers()
-                return
-            answer = {"success": True, "errorCode": 0, "errorMessage": None, "accounts": [
-                {"id": 1001, "name": "SIM-1001", "balance": 50000.0, "canTrade": True, "isVisible": True,
-                 "simulated": True}]}
-        else:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def gateway_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+async def simulator() -> AsyncIterator[Simulator]:
+    """The project's Gateway simulator on 127.0.0.1 (ephemeral port): one pinned user who sees 1001 and 1002."""
+    config = SimConfig(accounts=[SimAccount(id=1001, name="SIM-1001", balance=50_000.0, can_trade=True),
+                                 SimAccount(id=1002, name="SIM-1002", balance=25_000.0, can_trade=False),
+                                 SimAccount(id=2001, name="OTHER-2001", balance=10_000.0, can_trade=True)],
+                       users=[SimUser(USER, API_KEY, (1001, 1002))], quote_feed="scripted")
+    async with Simulator(config) as sim:
+        yield sim
 
 
-def test_accounts_test_logs_in_and_lists_the_accounts(config: Path, gateway_url: str,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+async def test_accounts_test_logs_in_to_the_simulator_and_lists_the_accounts(
+        config: Path, simulator: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     initialised(config)
     with_account(config)
     with_account(config, "bad", "not-the-right-api-key-at-all")
-    ok = admin(config, f"{ADMIN_PW}\n", "accounts", "test", "main", "--gateway", gateway_url)
+    # The CLI is synchronous: run it in a worker thread while the simulator serves on this loop.
+    ok = await asyncio.to_thread(admin, config, f"{ADMIN_PW}\n", "accounts", "test", "main", "--gateway",
+                                 simulator.base_url)
     assert ok.exit_code == 0, ok.output
-    assert "SIM-1001" in ok.stdout and "1001" in ok.stdout and "50,000.00" in ok.stdout
-    refused = admin(config, f"{ADMIN_PW}\n", "accounts", "test", "bad", "--gateway", gateway_url)
+    assert "2 active account(s)" in ok.stdout
+    assert "SIM-1001" in ok.stdout and "50,000.00" in ok.stdout and "SIM-1002" in ok.stdout
+    assert "OTHER-2001" not in ok.stdout
+    refused = await asyncio.to_thread(admin, config, f"{ADMIN_PW}\n", "accounts", "test", "bad", "--gateway",
+                                      simulator.api_url)
     assert refused.exit_code == 1
     assert "login refused: invalid credentials" in refused.stderr
+    paths = [r.path for r in simulator.recorder.requests]
+    assert paths == ["/api/Auth/loginKey", "/api/Account/search", "/api/Auth/loginKey"]
     unreachable = admin(config, f"{ADMIN_PW}\n", "accounts", "test", "main", "--gateway", "http://127.0.0.1:9")
     assert unreachable.exit_code == 1 and "cannot reach the Gateway" in unreachable.stderr
     everything = ok.output + refused.output + unreachable.output + caplog.text
     everything += (config / "admin-audit.jsonl").read_text()
-    for secret in (API_KEY, "not-the-right-api-key-at-all", ADMIN_PW, _Gateway.token):
+    for secret in (API_KEY, "not-the-right-api-key-at-all", ADMIN_PW):
         assert secret not in everything
     assert '"accounts.test"' in (config / "admin-audit.jsonl").read_text()
 
