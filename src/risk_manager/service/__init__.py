@@ -1,0 +1,1 @@
+"""Running as a service: log files, systemd (Linux), the Windows service, sd_notify."""
