@@ -260,15 +260,20 @@ def test_config_errors_name_the_key_and_what_is_allowed() -> None:
     assert "NOPE_TOKEN is not set" in text
 
     with pytest.raises(NotificationConfigError, match=r"notifications\.channels\.0\.webhook\.urll"):
-        load_notifications({"channels": [{"type": "webhook", "urll": "https://x"}]})
+        load_notifications({"channels": [{"type": "webhook", "urll": "https://x.example/hook"}]})
     with pytest.raises(NotificationConfigError, match="'enforcement', 'lock'"):
-        load_notifications({"channels": [{"type": "webhook", "url": "https://x", "kinds": ["everything"]}]})
+        load_notifications({"channels": [{"type": "webhook", "url": "https://x.example/hook", "kinds": ["everything"]}]})
     with pytest.raises(NotificationConfigError, match="must be an http"):
         load_notifications({"channels": [{"type": "discord", "url": "discord.com/api/webhooks/1/secret-ish"}]})
     with pytest.raises(NotificationConfigError, match="duration like"):
         load_notifications({"disconnect_after": "soon"})
+    with pytest.raises(NotificationConfigError, match="chat id is a number"):
+        load_notifications({"channels": [{"type": "telegram", "bot_token": TOKEN, "chat_id": "my group"}]})
+    with pytest.raises(NotificationConfigError, match="both called 'discord'"):
+        load_notifications({"channels": [{"type": "discord", "url": "https://one.example/hook-1"},
+                                          {"type": "discord", "url": "https://two.example/hook-2"}]})
     with pytest.raises(NotificationConfigError, match="expected tags: 'webhook', 'discord', 'telegram'"):
-        load_notifications({"channels": [{"type": "email", "url": "https://x"}]})
+        load_notifications({"channels": [{"type": "email", "url": "https://x.example/hook"}]})
 
 
 def test_secret_values_never_appear_in_repr_or_errors() -> None:

@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from risk_manager.domain.durations import parse_duration
@@ -31,6 +32,7 @@ from risk_manager.notify.errors import NotificationConfigError
 from risk_manager.notify.notifications import NotificationKind
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CHAT_ID = re.compile(r"-?\d+|@[A-Za-z][A-Za-z0-9_]{3,}")
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
@@ -157,7 +159,10 @@ class TelegramChannelConfig(_ChannelBase):
     @classmethod
     def _chat(cls, value: Any, info: ValidationInfo) -> Any:
         value = expand_env(value, _env_of(info))
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, str) and not _CHAT_ID.fullmatch(value):
+            raise ValueError("a chat id is a number (a user, or -100... for a group or channel) or @channelname")
+        return value
 
     @field_validator("api_base")
     @classmethod
@@ -185,6 +190,13 @@ class NotificationsConfig(BaseModel):
     retries: int = Field(default=5, ge=0, le=20)
     backoff_base: Duration = timedelta(seconds=1)
     backoff_max: Duration = timedelta(seconds=60)
+
+    @model_validator(mode="after")
+    def _distinct_labels(self) -> NotificationsConfig:
+        labels = [channel.label for channel in self.channels]
+        for label in sorted({label for label in labels if labels.count(label) > 1}):
+            raise ValueError(f"two channels are both called {label!r}: give each one its own `name`")
+        return self
 
 
 def load_notifications(
