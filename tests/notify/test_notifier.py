@@ -262,7 +262,8 @@ def test_config_errors_name_the_key_and_what_is_allowed() -> None:
     with pytest.raises(NotificationConfigError, match=r"notifications\.channels\.0\.webhook\.urll"):
         load_notifications({"channels": [{"type": "webhook", "urll": "https://x.example/hook"}]})
     with pytest.raises(NotificationConfigError, match="'enforcement', 'lock'"):
-        load_notifications({"channels": [{"type": "webhook", "url": "https://x.example/hook", "kinds": ["everything"]}]})
+        load_notifications({"channels": [{"type": "webhook", "url": "https://x.example/hook",
+                                          "kinds": ["everything"]}]})
     with pytest.raises(NotificationConfigError, match="must be an http"):
         load_notifications({"channels": [{"type": "discord", "url": "discord.com/api/webhooks/1/secret-ish"}]})
     with pytest.raises(NotificationConfigError, match="duration like"):

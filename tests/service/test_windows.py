@@ -53,6 +53,9 @@ class FakeScm:
     def set_options(self, name: str, options: Mapping[str, str]) -> None:
         self.options[name] = dict(options)
 
+    def restrict_directory(self, path: Path) -> None:
+        self.calls.append(("restrict", path))
+
     def start(self, name: str) -> None:
         self.calls.append(("start", name))
         self.services[name] = ScmState("RUNNING", self.services[name].auto_start, 4321)
@@ -104,6 +107,7 @@ def test_install_auto_start_local_system_with_recovery(tmp_path: Path) -> None:
     assert json.loads(scm.options["risk-manager"]["command"])[-2:] == ["--config",
                                                                          "C:\\ProgramData\\risk-manager\\config"]
     assert scm.options["risk-manager"]["data_dir"] == str(tmp_path / "data") and (tmp_path / "data").is_dir()
+    assert ("restrict", tmp_path / "data") in scm.calls
     assert got.installed and got.running and got.enabled and got.main_pid == 4321
 
 
@@ -111,7 +115,7 @@ def test_reinstall_updates_instead_of_failing(tmp_path: Path) -> None:
     scm = FakeScm()
     install(_spec(tmp_path), scm=scm, start=False)
     install(_spec(tmp_path), scm=scm, start=False)
-    assert [c[0] for c in scm.calls] == ["create", "update"]
+    assert [c[0] for c in scm.calls] == ["create", "restrict", "update", "restrict"]
 
 
 def test_everything_that_changes_the_service_needs_elevation(tmp_path: Path) -> None:
@@ -129,7 +133,7 @@ def test_uninstall_stops_then_deletes(tmp_path: Path) -> None:
     scm = FakeScm()
     install(_spec(tmp_path), scm=scm)
     uninstall(scm=scm)
-    assert [c[0] for c in scm.calls] == ["create", "start", "stop", "delete"]
+    assert [c[0] for c in scm.calls] == ["create", "restrict", "start", "stop", "delete"]
     assert not status(scm=scm).installed
     uninstall(scm=scm)  # already gone: nothing to do
 

@@ -40,6 +40,8 @@ DISPLAY_NAME = "risk-manager (TopstepX risk protection)"
 DESCRIPTION = "Enforces trading risk rules on TopstepX accounts 24/7. Stopping it needs the admin password."
 SERVICE_CLASS = "risk_manager.service.windows.RiskManagerService"
 STOP_GRACE_SECONDS = 30.0
+SID_LOCAL_SYSTEM = "S-1-5-18"
+SID_ADMINISTRATORS = "S-1-5-32-544"
 
 
 class Pywin32MissingError(ServiceError):
@@ -90,6 +92,7 @@ class ServiceControlManager(Protocol):
     def update(self, spec: WindowsServiceSpec) -> None: ...
     def set_recovery(self, name: str, policy: RecoveryPolicy) -> None: ...
     def set_options(self, name: str, options: Mapping[str, str]) -> None: ...
+    def restrict_directory(self, path: Path) -> None: ...  # SYSTEM and Administrators only
     def start(self, name: str) -> None: ...
     def stop(self, name: str) -> None: ...
     def delete(self, name: str) -> None: ...
@@ -165,6 +168,15 @@ class Pywin32ControlManager:
         for key, value in options.items():
             win32serviceutil.SetServiceCustomOption(name, key, value)
 
+    def restrict_directory(self, path: Path) -> None:
+        # Well-known SIDs (names are translated on non-English Windows): LocalSystem, Administrators.
+        argv = ["icacls", str(path), "/inheritance:r", "/grant:r", f"*{SID_LOCAL_SYSTEM}:(OI)(CI)F",
+                f"*{SID_ADMINISTRATORS}:(OI)(CI)F"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise ServiceError(f"could not restrict {path} to SYSTEM and Administrators: "
+                               f"{(done.stderr or done.stdout).strip()}")
+
     def start(self, name: str) -> None:
         win32serviceutil.StartService(name)
 
@@ -202,6 +214,8 @@ def install(spec: WindowsServiceSpec | None = None, *, scm: ServiceControlManage
     manager.set_recovery(spec.name, spec.recovery)
     manager.set_options(spec.name, {"command": json.dumps(list(spec.command)), "data_dir": str(spec.data_dir)})
     spec.data_dir.mkdir(parents=True, exist_ok=True)
+    # Like /var/lib/risk-manager on Linux: the trader can neither read nor change config, locks or state.
+    manager.restrict_directory(spec.data_dir)
     if start:
         manager.start(spec.name)
     return status(spec.name, scm=manager)
