@@ -187,7 +187,8 @@ async def test_network_errors_retry_then_give_up_without_leaking(all_logs: io.St
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = load_notifications({"channels": [{"type": "telegram", "bot_token": TOKEN, "chat_id": "1",
-                                               "api_base": f"http://127.0.0.1:{port}"}],
+                                               "api_base": f"http://127.0.0.1:{port}",
+                                               "rate_limit": {"messages": 10, "per": "1s"}}],
                                  "retries": 2, "backoff_base": "5ms", "backoff_max": "10ms"})
     async with Notifier(config) as notifier:
         notifier.notify(NOTE)
