@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable, Mapping
 
 from risk_manager.logs import log_event
@@ -34,11 +35,11 @@ class SdNotify:
 
     @property
     def enabled(self) -> bool:
-        return self.address is not None and hasattr(socket, "AF_UNIX")
+        return self.address is not None and sys.platform != "win32"
 
     def send(self, *assignments: str) -> bool:
         """Send `KEY=value` lines in one datagram; True when sent."""
-        if self.address is None or not self.enabled or not assignments:
+        if sys.platform == "win32" or self.address is None or not assignments:
             return False
         payload = "\n".join(assignments).encode()
         try:

@@ -129,8 +129,8 @@ class Pywin32ControlManager:
             except win32service.error:
                 return None
             try:
-                status = win32service.QueryServiceStatusEx(handle)
-                config = win32service.QueryServiceConfig(handle)
+                status = win32service.QueryServiceStatusEx(handle)  # a dict: CurrentState, ProcessId...
+                config = win32service.QueryServiceConfig(handle)  # a tuple: (type, start type, ...)
             finally:
                 win32service.CloseServiceHandle(handle)
         finally:
