@@ -54,9 +54,11 @@ class Desk:
 
     def snapshot(self) -> dict[str, Any]:
         now = self.h.clock.now()
-        accounts = [account_snapshot(self.h.engine.status(aid), "connected", True, self.last_event_at, [],
-                                     self.actions,
-                                     self.alerts, now) for aid in self.accounts]
+        # The harness trades on account ACC only: the other accounts are quiet ones.
+        accounts = [account_snapshot(self.h.engine.status(aid), "connected", True,
+                                     self.last_event_at if aid == ACC else None, [],
+                                     self.actions if aid == ACC else [], self.alerts if aid == ACC else [], now)
+                    for aid in self.accounts]
         return build_snapshot(accounts, now, daemon={"state": "fresh"})
 
     def publish(self) -> None:
