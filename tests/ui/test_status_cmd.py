@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jsonschema
 import pytest
+from typer.testing import CliRunner
 
-from risk_manager.broadcast import Snapshot, json_schema
+from risk_manager.broadcast import Snapshot, ensure_token_file, json_schema
+from risk_manager.cli.app import app
 from risk_manager.cli.status_cmd import account_lines
 from tests.broadcast.desk import Desk
 
@@ -43,22 +46,30 @@ async def test_json_prints_one_snapshot_valid_against_the_schema(desk: Desk) -> 
     assert data["accounts"]["1001"]["locks"][0]["rules"] == ["RULE-003"]
 
 
-async def test_json_when_the_daemon_is_unreachable(desk: Desk) -> None:
-    url = desk.url
-    await desk.server.aclose()
-    code, out, err = await run_cli("--json", "--url", url, "--token-file", str(desk.server.token_file))
-    assert code == 1 and out == ""
-    assert f"error: no daemon answers at {url}" in err and "risk-manager run" in err
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
-async def test_json_with_a_missing_token_file(tmp_path: Path) -> None:
-    code, _, err = await run_cli("--json", "--token-file", str(tmp_path / "nope"))
-    assert code == 1 and "does not exist: start the daemon once" in err
+def test_json_when_the_daemon_is_unreachable(tmp_path: Path) -> None:
+    token = tmp_path / "dashboard.token"
+    ensure_token_file(token)
+    url = f"ws://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["status", "--json", "--url", url, "--token-file", str(token)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"error: no daemon answers at {url}" in result.stderr and "risk-manager run" in result.stderr
 
 
-async def test_schema_option_prints_the_schema() -> None:
-    code, out, _ = await run_cli("--schema")
-    assert code == 0 and json.loads(out) == json.loads(json.dumps(json_schema()))
+def test_json_with_a_missing_token_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["status", "--json", "--token-file", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "does not exist: start the daemon once" in result.stderr
+
+
+def test_schema_option_prints_the_schema() -> None:
+    result = CliRunner().invoke(app, ["status", "--schema"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == json.loads(json.dumps(json_schema()))
 
 
 async def test_watch_prints_a_line_per_change(desk: Desk) -> None:
