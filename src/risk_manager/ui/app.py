@@ -86,13 +86,13 @@ class DashboardApp(App[None]):
         yield Static(id="summary")
         yield Static(id="locks")
         with TabbedContent(initial="positions"):
-            with TabPane("Positions [p]", id="positions"):
+            with TabPane("Positions", id="positions"):
                 yield DataTable(id="positions-table", cursor_type="row")
-            with TabPane("Orders [o]", id="orders"):
+            with TabPane("Orders", id="orders"):
                 yield DataTable(id="orders-table", cursor_type="row")
-            with TabPane("History [h]", id="history"):
+            with TabPane("History", id="history"):
                 yield DataTable(id="history-table", cursor_type="row")
-            with TabPane("Rules [r]", id="rules"):
+            with TabPane("Rules", id="rules"):
                 yield DataTable(id="rules-table", cursor_type="row")
         yield Footer()
 
@@ -293,7 +293,8 @@ class DashboardApp(App[None]):
         text.append("  ")
         text.append(acct.freshness.upper(), style="green" if acct.freshness == "fresh" else "bold red")
         if acct.last_event_at is not None:
-            text.append(f"  last event {duration((now - acct.last_event_at).total_seconds())} ago")
+            age = duration((now - acct.last_event_at).total_seconds(), countdown=False)
+            text.append(f"  last event {age} ago")
         if acct.balance is not None:
             text.append(f"  balance {money(acct.balance)}")
         if acct.can_trade is False:

@@ -20,9 +20,12 @@ def pnl_text(value: float | None) -> Text:
     return Text(money(value), style=style)
 
 
-def duration(seconds: float) -> str:
-    """`1h 02m 03s`, `4m 05s`, `12s` (never negative: a past deadline shows `0s`)."""
-    total = max(0, int(seconds + 0.999))  # a countdown shows 1s until the last fraction has passed
+def duration(seconds: float, *, countdown: bool = True) -> str:
+    """`1h 02m 03s`, `4m 05s`, `12s` (never negative: a past deadline shows `0s`).
+
+    A countdown rounds up (it shows 1s until the last fraction has passed); an age rounds down.
+    """
+    total = max(0, int(seconds + 0.999) if countdown else int(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
