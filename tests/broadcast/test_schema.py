@@ -101,3 +101,16 @@ def test_fields_added_later_are_ignored_by_v1_clients(desk: Desk) -> None:
     parsed = Snapshot.model_validate(snap)
     assert parsed.accounts["1001"].account_id == 1001
     jsonschema.validate(snap, json_schema())
+
+
+def test_recent_activity_keeps_the_latest_per_account(desk: Desk) -> None:
+    from risk_manager.broadcast import AlertEntry, RecentActivity
+
+    recent = RecentActivity(keep=3)
+    action = desk.lose(-600.0)[0]
+    now = desk.h.clock.now()
+    for i in range(5):
+        recent.add_action(1001, ActionEntry.of(action, "done", now + timedelta(seconds=i)))
+    recent.add_alert(2002, AlertEntry(now, "warning", "80 % of the daily loss limit", ("RULE-003",)))
+    assert [a.at for a in recent.actions(1001)] == [now + timedelta(seconds=i) for i in (2, 3, 4)]
+    assert recent.actions(2002) == [] and recent.alerts(2002)[0].level == "warning"

@@ -13,6 +13,7 @@ removing or changing the meaning of a field bumps `v`. The shipped JSON Schema
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -270,3 +271,25 @@ def shipped_json_schema() -> dict[str, Any]:
     text = resources.files("risk_manager.broadcast").joinpath("snapshot.schema.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+class RecentActivity:
+    """The latest enforcement outcomes and alerts per account, bounded: what the daemon feeds as
+    `recent_actions` / `recent_alerts` to `account_snapshot`."""
+
+    def __init__(self, keep: int = MAX_RECENT) -> None:
+        self._keep = keep
+        self._actions: dict[int, deque[ActionEntry]] = {}
+        self._alerts: dict[int, deque[AlertEntry]] = {}
+
+    def add_action(self, account_id: int, entry: ActionEntry) -> None:
+        self._actions.setdefault(account_id, deque(maxlen=self._keep)).append(entry)
+
+    def add_alert(self, account_id: int, entry: AlertEntry) -> None:
+        self._alerts.setdefault(account_id, deque(maxlen=self._keep)).append(entry)
+
+    def actions(self, account_id: int) -> list[ActionEntry]:
+        return list(self._actions.get(account_id, ()))
+
+    def alerts(self, account_id: int) -> list[AlertEntry]:
+        return list(self._alerts.get(account_id, ()))
