@@ -152,6 +152,8 @@ async def test_submit_refuses_unknown_kinds_and_anything_after_close(rig: Rig) -
         rig.enforcer.submit(action(ActionKind.ALERT, "alert-1", message="hi"))
     with pytest.raises(ValueError, match="check_stops"):
         rig.enforcer.submit(action(ActionKind.CHECK_STOPS, "check-1"))
+    with pytest.raises(UnsupportedActionError, match="carries no lock"):
+        rig.enforcer.submit(action(ActionKind.LOCK, "lock-without-lock"))
     await rig.enforcer.aclose()
     with pytest.raises(EnforcerClosedError):
         rig.enforcer.submit(action(ActionKind.FLATTEN_ACCOUNT, "late"))

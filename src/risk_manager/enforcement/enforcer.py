@@ -139,6 +139,8 @@ class Enforcer:
             raise UnsupportedActionError(
                 f"the enforcer does not execute {action.kind.value!r} actions (allowed: "
                 f"{', '.join(sorted(k.value for k in self._kinds))}); alerts and stop checks belong to the daemon")
+        if action.kind is ActionKind.LOCK and action.lock is None:
+            raise UnsupportedActionError(f"lock action {action.idempotency_key!r} carries no lock")
         self._enqueue(_Job(action, time.perf_counter_ns()))
 
     def _enqueue(self, job: _Job) -> None:
