@@ -143,6 +143,7 @@ class HubConnection:
         self._last_received = 0.0
         self._last_market_event = 0.0
         self._warned_targets: set[str] = set()
+        self._closing: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------------------- observation
     @property
@@ -208,7 +209,7 @@ class HubConnection:
         """Close the current connection (it reconnects with backoff); for health checks and tests."""
         ws = self._ws
         if ws is not None:
-            asyncio.get_running_loop().create_task(ws.close())
+            self._closing = asyncio.get_running_loop().create_task(ws.close())
 
     # ----------------------------------------------------------------------------- subscriptions
     async def subscribe(self, method: str, *args: Any) -> None:
@@ -335,8 +336,12 @@ class HubConnection:
                 if resubscribe_delay and self._config.subscriptions.resubscribe_delay:
                     await asyncio.sleep(self._config.subscriptions.resubscribe_delay / 1000.0)
                 if self._config.subscriptions.auto_resubscribe or not resubscribe_delay:
-                    for method, args in list(self._subscriptions):
-                        await self.invoke(method, *args)
+                    # Until none is left: a subscribe() made while we resubscribe is not lost.
+                    sent: set[tuple[str, tuple[Any, ...]]] = set()
+                    while pending := [key for key in self._subscriptions if key not in sent]:
+                        for method, args in pending:
+                            await self.invoke(method, *args)
+                            sent.add((method, args))
                 self.stats.connects += 1
                 if resubscribe_delay:
                     self.stats.reconnects += 1
