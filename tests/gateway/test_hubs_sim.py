@@ -221,3 +221,20 @@ async def test_hub_reconnects_with_a_fresh_token_after_expiry(sim: Any) -> None:
     finally:
         await w.reconciler.aclose()
         await client.aclose()
+
+
+async def test_requests_inside_min_interval_are_deferred_not_dropped(sim: Any) -> None:
+    client, w = await start_watched(sim, stateReconciliation={"minInterval": 300})
+    try:
+        loop = asyncio.get_running_loop()
+        before = len(w.reconciler.reports)
+        started = loop.time()
+        w.reconciler.request("first gap")
+        w.reconciler.request("second gap")  # before the deferred pass: covered by its snapshot
+        await eventually(lambda: len(w.reconciler.reports) == before + 1)
+        assert loop.time() - started >= 0.2
+        await asyncio.sleep(0.4)
+        assert len(w.reconciler.reports) == before + 1
+    finally:
+        await w.reconciler.aclose()
+        await client.aclose()

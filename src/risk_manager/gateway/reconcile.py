@@ -45,7 +45,6 @@ from risk_manager.domain import (
     UserEvent,
 )
 from risk_manager.gateway.config import StateReconciliationConfig
-from risk_manager.gateway.errors import GatewayError
 from risk_manager.gateway.hubs import HubConnection, HubState
 from risk_manager.logs import log_event
 
@@ -168,7 +167,8 @@ class Reconciler:
         self._fresh_listeners.append(listener)
 
     async def wait_fresh(self, timeout_s: float | None = None) -> None:
-        await asyncio.wait_for(self._fresh.wait(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await self._fresh.wait()
 
     def _set_fresh(self, fresh: bool, reason: str) -> None:
         if fresh == self._fresh.is_set():
@@ -197,6 +197,8 @@ class Reconciler:
             self._stop_poller()
             if self._config.on_reconnect or self._last_run == float("-inf"):
                 self.request("hub_connected")
+            else:
+                self._set_fresh(True, "hub connected (stateReconciliation.onReconnect is off)")
         else:
             self._set_fresh(False, f"user hub {state.value}")
             if state is not HubState.DISCONNECTED and (self._poller is None or self._poller.done()):
@@ -233,8 +235,8 @@ class Reconciler:
                 await asyncio.sleep(wait)
             try:
                 await self.reconcile(reason)
-            except GatewayError as exc:
-                log_event(log, "reconcile_failed", logging.ERROR, reason=reason, error=str(exc),
+            except Exception as exc:  # GatewayError or a bug: log it, stay stale, try again
+                log_event(log, "reconcile_failed", logging.ERROR, reason=reason, error=f"{type(exc).__name__}: {exc}",
                           action="retrying after minInterval")
                 self._again = True
                 await asyncio.sleep(max(self._config.min_interval / 1000.0, 0.5))
@@ -373,8 +375,8 @@ class Reconciler:
                     if events:
                         await self._emit(events)
                 self.polls += 1
-            except GatewayError as exc:
-                log_event(log, "rest_poll_failed", logging.WARNING, error=str(exc))
+            except Exception as exc:  # GatewayError or a bug: log it and keep polling
+                log_event(log, "rest_poll_failed", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(self._config.poll_interval / 1000.0)
 
 

@@ -133,7 +133,12 @@ class RestApi:
                 if self._faults.is_cut("rest"):  # cut while the request was delayed
                     log_event(log, "sim_request_rejected", path=path, status=0, reason="rest cut fault")
                     return drop(request)
-            raw = await request.read()
+            try:
+                raw = await request.read()
+            except web.HTTPException as exc:  # body above 1 MiB: 413
+                status = exc.status
+                log_event(log, "sim_request_rejected", path=path, status=status, reason=exc.reason)
+                return web.Response(status=status)
             body_for_record = _record_body(raw)
             injected = self._faults.take_http_error()
             if injected is not None:

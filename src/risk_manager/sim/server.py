@@ -101,14 +101,12 @@ class Simulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
         await self._site.start()
-        server = self._site._server
-        sockets = getattr(server, "sockets", None) or []
         self.host = host
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.port = int(self._runner.addresses[0][1]) if self._runner.addresses else port
         if self._auto_poll:
             self._poller = asyncio.create_task(self._poll_loop(), name="sim-poller")
         log_event(log, "sim_started", rest=self.api_url, user_hub=self.user_hub_url, market_hub=self.market_hub_url,
