@@ -101,6 +101,16 @@ class _Progress:
         last = self.last_sent.get(target)
         return last is None or now - last >= limits.resend_after_s
 
+    def next_due(self, targets: Iterable[str | int], deadline: float, limits: Limits) -> float:
+        """The loop time the next verification read is needed by: when a repeat becomes allowed for one
+        of `targets` (still wrong), or the deadline."""
+        due = deadline
+        for target in targets:
+            last = self.last_sent.get(target)
+            if self.sent.get(target, 0) < limits.max_attempts and last is not None:
+                due = min(due, last + limits.resend_after_s)
+        return due
+
     def refusal_note(self) -> str:
         if not self.refusals:
             return ""
@@ -110,10 +120,13 @@ class _Progress:
 class _Backoff:
     def __init__(self) -> None:
         self._step = 0
+        self.due: float | None = None  # loop time by which the next read must happen (a repeat, a deadline)
 
     async def wait(self) -> None:
         delay = _POLL_DELAYS_S[self._step] if self._step < len(_POLL_DELAYS_S) else _MAX_POLL_S
         self._step += 1
+        if self.due is not None:
+            delay = min(delay, max(0.0, self.due - asyncio.get_running_loop().time()))
         if delay > 0:
             await asyncio.sleep(delay)
         elif self._step > 1:
@@ -295,6 +308,7 @@ class ActionExecutor:
                     to_size = targets[contract_id]
                     size = None if to_size == 0 else position.size - to_size
                     sends.append(self._send_close(account_id, contract_id, size, progress))
+            backoff.due = progress.next_due([c for c in wrong if c not in closing], deadline, self._limits)
             if sends:
                 await self._all(sends)
             elif not partial_until and now >= deadline:
@@ -341,6 +355,7 @@ class ActionExecutor:
             now = loop.time()
             sends = [self._send_cancel(account_id, o.id, progress) for o in remaining
                      if progress.may_send(o.id, now, deadline, self._limits)]
+            backoff.due = progress.next_due([o.id for o in remaining], deadline, self._limits)
             if sends:
                 await self._all(sends)
             elif now >= deadline:
