@@ -149,3 +149,22 @@ async def test_a_close_that_keeps_filling_in_parts_times_out(
     assert "still open after 0.15 s" in outcome.reason
     assert len(rig.intents("close")) == 1
     assert all(size < 0 for size in rig.position_sizes().values())  # still short: never flipped
+
+
+@pytest.mark.parametrize(("side", "held", "hinted", "to_size"), [
+    ("buy", 5, 5, 2), ("sell", 5, 3, 2), ("buy", 4, 5, 2), ("sell", 2, None, 0), ("buy", 1, 1, 1),
+    ("sell", 6, 9, 1), ("buy", 3, 1, 2),
+])
+async def test_reduce_ends_at_or_below_the_target_on_the_same_side(
+        rig: Rig, side: str, held: int, hinted: int | None, to_size: int) -> None:
+    rig.sim.trader.place_order(ACCOUNT, "ES", side=side, size=held, type="market")  # type: ignore[arg-type]
+    if hinted is not None:
+        rig.positions[ACCOUNT] = {ES: hinted}
+    outcome = await rig.one(action(ActionKind.REDUCE_POSITION, f"reduce-{side}-{held}-{hinted}-{to_size}",
+                                   contract_id=ES, size=to_size))
+    assert outcome.status is OutcomeStatus.DONE, outcome.reason
+    left = rig.position_sizes().get(ES, 0)
+    sign = 1 if side == "buy" else -1
+    assert 0 <= sign * left <= to_size  # reduced, never through zero to the other side
+    if hinted is None or hinted <= held:
+        assert sign * left == min(held, to_size)  # an exact (or fresh-enough) view reduces exactly
