@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -85,7 +86,7 @@ async def test_flatten_closes_every_position_including_one_the_hint_missed(rig: 
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert rig.position_sizes() == {}
     assert sorted(i.contract_id for i in rig.intents("close")) == sorted([MNQ, ES, CL])
-    assert outcome.detail == "verified flat (3 position(s) closed)"
+    assert outcome.detail == "verified flat (close sent for 3 contract(s))"
 
 
 async def test_flatten_of_an_account_with_nothing_open(rig: Rig) -> None:
@@ -127,13 +128,16 @@ def _close_in_parts(sim: Simulator, chunks: list[int], monkeypatch: pytest.Monke
 
 
 async def test_partial_fills_of_a_close_are_waited_for_without_a_second_close(
-        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+        rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="risk_manager.enforcement")
     rig.sim.trader.place_order(ACCOUNT, "ES", side="buy", size=4, type="market")
     _close_in_parts(rig.sim, [1, 1, 1, 1], monkeypatch)
     outcome = await rig.one(action(ActionKind.CLOSE_POSITION, "close-partial", contract_id=ES))
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert rig.position_sizes() == {}
     assert len(rig.intents("close")) == 1  # the working close was tracked, never doubled
+    progress_lines = caplog.text.count("enforcement_partial_fill")
+    assert 1 <= progress_lines <= 3  # one line per new fill volume seen (1, 2, 3 of 4), not one per read
 
 
 async def test_a_close_that_keeps_filling_in_parts_times_out(

@@ -273,6 +273,7 @@ class ActionExecutor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._limits.verify_timeout_s
         partial_until: dict[str, float] = {}
+        filled: dict[str, int] = {}  # last logged fill volume of each closing order in progress
         backoff = _Backoff()
         while True:
             await backoff.wait()
@@ -299,7 +300,8 @@ class ActionExecutor:
                             f"{order.fill_volume} of {order.size} and {position.size} contract(s) are still open "
                             f"after {self._limits.partial_fill_timeout_s:g} s; check the market's liquidity and "
                             "close the rest by hand", attempts=progress.rounds)
-                    if order.fill_volume:
+                    if order.fill_volume != filled.get(contract_id):
+                        filled[contract_id] = order.fill_volume
                         log_event(log, "enforcement_partial_fill", account_id=account_id, contract_id=contract_id,
                                   order_id=order.id, filled=order.fill_volume, size=order.size,
                                   still_open=position.size)
@@ -446,5 +448,5 @@ def _settled(action: Action, targets: dict[str, int], positions: dict[str, Posit
         held = positions[contract_id].size if contract_id in positions else 0
         return f"verified: {contract_id} at {held} contract(s) (target {to_size}{already})"
     if action.kind is ActionKind.FLATTEN_ACCOUNT:
-        return f"verified flat ({len(progress.sent)} position(s) closed{already})"
+        return f"verified flat (close sent for {len(progress.sent)} contract(s){already})"
     return f"verified flat{' (was already flat)' if already else ''}"
