@@ -125,10 +125,15 @@ class Enforcer:
             if action.idempotency_key != pending.key:
                 action = replace(action, idempotency_key=pending.key)
             in_flight = pending.state is ActionState.IN_FLIGHT
+            # attempts > 0 on a pending row: it was claimed before and released (outcome unknown, circuit
+            # open...): it may have reached the broker, so it too asks the broker first.
+            verify_first = in_flight or pending.attempts > 0
+            if verify_first:
+                self._verify_first.add(pending.key)
             log_event(log, "enforcement_resumed", idempotency_key=pending.key, account_id=pending.account_id,
-                      kind=action.kind.value, state=pending.state.value)
+                      kind=action.kind.value, state=pending.state.value, verify_first=verify_first)
             self.stats.resumed += 1
-            self._enqueue(_Job(action, time.perf_counter_ns(), owned=in_flight, verify_first=in_flight))
+            self._enqueue(_Job(action, time.perf_counter_ns(), owned=in_flight, verify_first=verify_first))
             queued += 1
         return queued
 
