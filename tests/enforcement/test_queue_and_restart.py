@@ -199,6 +199,10 @@ async def test_an_internal_error_fails_the_action_and_the_queue_goes_on(
     first, second = await rig.run(action(ActionKind.FLATTEN_ACCOUNT, "f1"), action(ActionKind.FLATTEN_ACCOUNT, "f2"))
     assert first.status is OutcomeStatus.FAILED and "internal error" in (first.reason or "")
     assert second.status is OutcomeStatus.DONE
+    stored = await rig.store.action("f1")
+    assert stored is not None and stored.state is ActionState.PENDING  # handed back for a retry
+    [logged] = [r for r in await rig.store.enforcement_log(ACCOUNT) if r.key == "f1"]
+    assert logged.outcome == "failed"
 
 
 async def test_aclose_waits_for_in_flight_work_within_its_bound(rig: Rig) -> None:

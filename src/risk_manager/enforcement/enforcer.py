@@ -209,11 +209,23 @@ class Enforcer:
                 raise
             except Exception as exc:  # never let the account's queue die: report and go on
                 log.exception("enforcement_internal_error idempotency_key=%s", job.action.idempotency_key)
-                outcome = self._outcome(job.action, OutcomeStatus.FAILED,
-                                        f"internal error in the enforcer ({type(exc).__name__}: {exc}); the "
-                                        "action was not completed — check the account", self._clock.now(),
-                                        time.perf_counter_ns(), 0)
+                outcome = await self._internal_error(job.action, exc)
             self._report(outcome)
+
+    async def _internal_error(self, action: Action, exc: Exception) -> ActionOutcome:
+        """A bug or a failing store: report `failed`, and hand the key back (verify-first) if possible."""
+        outcome = self._outcome(action, OutcomeStatus.FAILED,
+                                f"internal error in the enforcer ({type(exc).__name__}: {exc}); the action was "
+                                "not completed — check the account", self._clock.now(), time.perf_counter_ns(), 0)
+        if action.kind is not ActionKind.LOCK:
+            self._verify_first.add(action.idempotency_key)
+        try:
+            self._log_record(outcome)
+            if action.kind is not ActionKind.LOCK:
+                await self._store.release_action(action.idempotency_key, outcome.reason or "internal error")
+        except Exception:
+            log.exception("enforcement_release_failed idempotency_key=%s", action.idempotency_key)
+        return outcome
 
     async def _execute(self, job: _Job) -> ActionOutcome:
         action = job.action
