@@ -103,7 +103,7 @@ async def test_pysignalr_market_hub_with_bearer_header(sim: Simulator) -> None:
     try:
         await _wait_for(lambda: len(quotes) >= 1)  # the latest quote right after subscribing
         sim.market.set_quote("MNQ", 21000.0)
-        await _wait_for(lambda: len(quotes) >= 2)
+        await _wait_for(lambda: quotes[-1][1]["lastPrice"] == 21000.0)
         event = decode_market_event("GatewayQuote", quotes[-1])
         assert event.contract_id == MNQ
         assert event.quote.last_price == 21000.0 and event.quote.best_bid == 20999.75  # type: ignore[union-attr]
