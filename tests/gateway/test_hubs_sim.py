@@ -257,3 +257,23 @@ async def test_server_pings_keep_a_quiet_hub_alive_and_silence_is_detected() -> 
         finally:
             await client.aclose()
             await simulator.stop()
+
+
+async def test_gateway_logout_forces_a_fresh_login_and_reconnect(sim: Any) -> None:
+    from risk_manager.domain import LogoutEvent
+
+    client, w = await start_watched(sim)
+    try:
+        # The simulator never sends GatewayLogout on its own: put one on its user-hub connection.
+        for conn in list(sim.hubs.connections):
+            if conn.hub == "user":
+                conn.enqueue('{"type":1,"target":"GatewayLogout","arguments":["session ended"]}\x1e',
+                             "GatewayLogout", None)
+        await eventually(lambda: any(isinstance(e, LogoutEvent) for e in w.live))
+        await eventually(lambda: client.user_hub.stats.reconnects >= 1 and client.user_hub.state is HubState.CONNECTED)
+        assert client.tokens.logins == 2
+        sim.trader.place_order(ACCOUNT, "ES", side="buy", size=1, type="market")
+        await eventually(lambda: len(w.mirror.trade_ids) == 1)  # resubscribed after the re-login
+    finally:
+        await w.reconciler.aclose()
+        await client.aclose()
