@@ -267,11 +267,22 @@ class Engine:
         return out
 
     def _fail_closed(self, acct: AccountState, change: Change) -> list[Action] | None:
-        """A contract without metadata: its P&L and symbol are unknown, so close/cancel and say why."""
+        """A contract without metadata (or a position without a direction): its risk cannot be measured,
+        so close/cancel and say why."""
         cid = change.contract_id
-        if cid is None or cid in self.contracts:
+        if cid is None:
             return None
         pos = acct.positions.get(cid)
+        if cid in self.contracts:
+            if pos is None or not change.grew or pos.type in (PositionType.LONG, PositionType.SHORT):
+                return None
+            aid = acct.account_id
+            message = (f"position in {cid} has no direction (type {int(pos.type)}): its risk cannot be measured; "
+                       "the engine closes it (fail closed)")
+            return [Action(ActionKind.CLOSE_POSITION, aid, (ENGINE_RULE,),
+                           make_key(ActionKind.CLOSE_POSITION, aid, (ENGINE_RULE,), cid, change.cause),
+                           contract_id=cid),
+                    alert(aid, ENGINE_RULE, change.cause, message, AlertLevel.CRITICAL, contract_id=cid)]
         order = change.order_appeared
         if (pos is None or not change.grew) and order is None:
             return None
@@ -415,8 +426,10 @@ class Engine:
                     continue
                 acct.memo[sig] = now
             out.append(action)
-        for aid in touched:
-            self._refresh_due(self.accounts[aid])
+        if touched:
+            for aid in touched:
+                self._refresh_due(self.accounts[aid])
+            self._recompute_due(now)
         return out
 
     def _signature(self, acct: AccountState, action: Action) -> str:
@@ -476,6 +489,7 @@ class Engine:
             day = self.calendar.trading_day(now)
             for acct in self.accounts.values():
                 acct.roll_day(day)
+                self._refresh_due(acct)
             self._next_reset = self.calendar.next_reset(now)
         for acct in self.accounts.values():
             due = self._acct_due.get(acct.account_id)

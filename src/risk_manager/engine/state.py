@@ -295,7 +295,10 @@ class AccountState:
         self.days = {k: v for k, v in self.days.items() if date.fromisoformat(k).toordinal() in keep}
         recent = {(new_day.toordinal() - i) for i in range(2)}
         self.trade_days = {t: d for t, d in self.trade_days.items() if date.fromisoformat(d).toordinal() in recent}
-        self.memo.clear()
+        # Enforcement memory: "same request within RETRY_AFTER" entries are stale by now; one-shot
+        # timer requests (check_stops, place_stop, modify_stop) are kept while their position is open.
+        self.memo = {k: v for k, v in self.memo.items()
+                     if not k.startswith("sig|") and k.split("|")[3] in self.positions}
 
     # --- snapshot --------------------------------------------------------------------------------
 
