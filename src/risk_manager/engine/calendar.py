@@ -47,11 +47,13 @@ class TradingCalendar:
         self._start = 0.0
         self._end = -1.0
         self._day = date.min
+        self._key = ""
 
     def _window(self, ts: float) -> None:
         local = datetime.fromtimestamp(ts, self.zone).date()
         day = local if ts < local_instant(local, self.reset_time, self.zone) else local + _DAY
         self._day = day
+        self._key = day.isoformat()
         self._start = local_instant(day - _DAY, self.reset_time, self.zone)
         self._end = local_instant(day, self.reset_time, self.zone)
 
@@ -60,6 +62,12 @@ class TradingCalendar:
         if not (self._start <= ts < self._end):
             self._window(ts)
         return self._day
+
+    def trading_day_key(self, ts: float) -> str:
+        """`trading_day(ts)` as an ISO date string (the key of per-day counters)."""
+        if not (self._start <= ts < self._end):
+            self._window(ts)
+        return self._key
 
     def next_reset(self, ts: float) -> float:
         """The first daily reset strictly after `ts`."""

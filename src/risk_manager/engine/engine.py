@@ -87,8 +87,9 @@ class Engine:
         self._timed = [r for r in self.rules if r.timed]
         self._grace = next((r for r in self.rules if isinstance(r, NoStopLossGrace)), None)
         self._session_rule = next((r for r in self.rules if isinstance(r, SessionBlockOutside)), None)
-        self._warn: dict[ChangeKind, list[tuple[Rule[Any], float]]] = {
-            kind: [(r, r.config.warn_at) for r in self._by_kind[kind] if r.config.warn_at is not None]
+        self._warn: dict[ChangeKind, list[tuple[Rule[Any], float, float]]] = {
+            kind: [(r, r.config.warn_at, max(r.config.warn_at - 0.1, r.config.warn_at / 2))
+                   for r in self._by_kind[kind] if r.config.warn_at is not None]
             for kind in ChangeKind}
         self._session_pending = {}
         self._next_reset = None
@@ -163,7 +164,8 @@ class Engine:
             change = Change(ChangeKind.ORDER, f"order:{o.id}:{int(o.status)}", o.contract_id)
             acct.apply_order(o, event.action, now, change)
             out.extend(self._evaluate(acct, change))
-            self._refresh_due(acct)
+            if o.type in STOP_ORDER_TYPES:  # only stops move the grace / auto-stop timers
+                self._refresh_due(acct)
         elif isinstance(event, TradeEvent):
             t = event.trade
             acct = self._account(t.account_id)
@@ -180,7 +182,6 @@ class Engine:
                 out.extend(self._end_locks(acct, LockKind.UNTIL_CAN_TRADE, "the account can trade again",
                                            change.cause))
             out.extend(self._evaluate(acct, change))
-            self._refresh_due(acct)
         elif isinstance(event, StopsChecked):
             out.extend(self._stops_checked(event, now))
         elif isinstance(event, ManualLock):
@@ -218,8 +219,13 @@ class Engine:
 
     def _on_quote(self, event: QuoteEvent, now: float, out: list[Action]) -> None:
         cid = event.contract_id
+        update = event.quote
         previous = self.quotes.get(cid)
-        quote = event.quote if previous is None else previous.merged(event.quote)
+        if previous is None or (update.last_price is not None and update.best_bid is not None
+                                and update.best_ask is not None):
+            quote = update  # a full quote: nothing of the previous one is needed for pricing
+        else:
+            quote = previous.merged(update)
         self.quotes[cid] = quote
         price = quote.price
         if price is None:
@@ -229,12 +235,14 @@ class Engine:
         if not holders:
             return
         info = self.contracts.find(cid)
-        stamp = event.quote.timestamp or event.quote.last_updated
-        cause = f"quote:{cid}:{format_time(stamp) if stamp is not None else ''}:{price:.10g}"
-        for aid in sorted(holders):
+        stamp = update.timestamp or update.last_updated
+        parts = (cid, None if stamp is None else stamp.timestamp(), price)
+        for aid in sorted(holders) if len(holders) > 1 else holders:
             acct = self.accounts[aid]
             if acct.reprice(cid, info, price):
-                out.extend(self._evaluate(acct, Change(ChangeKind.QUOTE, cause, cid)))
+                found = self._evaluate(acct, Change(ChangeKind.QUOTE, "", cid, quote_key=parts))
+                if found:
+                    out.extend(found)
 
     def _symbol(self, acct: AccountState, contract_id: str | None) -> str | None:
         if contract_id is None:
@@ -377,24 +385,27 @@ class Engine:
                               message="locked"))
         return out
 
-    def _ladder(self, acct: AccountState, change: Change, warn: list[tuple[Rule[Any], float]]) -> list[Action]:
+    def _ladder(self, acct: AccountState, change: Change,
+                warn: list[tuple[Rule[Any], float, float]]) -> list[Action]:
         """Alerts ladder: one alert when a value crosses warn_at of its limit; re-armed below warn_at − 0.1."""
         out: list[Action] = []
-        armed = acct.alerts_armed
-        for rule, warn_at in warn:
-            rearm = max(warn_at - 0.1, warn_at / 2)
+        disarmed = acct.alerts_disarmed
+        for rule, warn_at, rearm in warn:
             for m in rule.measures(self.ctx, acct):
+                fraction = m.fraction
+                if fraction < warn_at:
+                    if disarmed and fraction < rearm:
+                        disarmed.discard(f"{rule.rule_id}|{m.label}")
+                    continue
                 key = f"{rule.rule_id}|{m.label}"
-                if m.fraction >= warn_at:
-                    if armed.get(key, True):
-                        armed[key] = False
-                        if m.fraction < 1.0:
-                            message = (f"{rule.name}: {m.label} at {m.fraction:.0%} of the limit "
-                                       f"({m.value:,.2f} of {m.limit:,.2f})")
-                            out.append(alert(acct.account_id, rule.rule_id, change.cause, message,
-                                             AlertLevel.WARNING, m.contract_id, f"warn:{m.label}"))
-                elif m.fraction < rearm and armed.get(key) is False:
-                    armed[key] = True
+                if key in disarmed:
+                    continue
+                disarmed.add(key)
+                if fraction < 1.0:
+                    message = (f"{rule.name}: {m.label} at {fraction:.0%} of the limit "
+                               f"({m.value:,.2f} of {m.limit:,.2f})")
+                    out.append(alert(acct.account_id, rule.rule_id, change.cause, message, AlertLevel.WARNING,
+                                     m.contract_id, f"warn:{m.label}"))
         return out
 
     # --- output: merge, de-duplicate, book-keep --------------------------------------------------
@@ -638,7 +649,7 @@ class Engine:
         self.ctx.set_now(now)
         acct = self.accounts.get(account_id) or AccountState(account_id)
         day = self.calendar.trading_day(now)
-        totals = acct.totals(day)
+        totals = acct.totals(day.isoformat())
         positions = tuple(
             PositionStatus(p.contract_id, p.symbol, _side(p), p.size, p.average_price, self.prices.get(p.contract_id),
                            p.open_pnl, stop_coverage(acct.orders, p))

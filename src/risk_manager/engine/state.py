@@ -47,7 +47,7 @@ class Change:
     """What one event did to one account: the input of the lock check and the rules."""
 
     kind: ChangeKind
-    cause: str                      # content key of the event (idempotency keys are built on it)
+    key: str                        # content key of the event (idempotency keys are built on it) …
     contract_id: str | None = None
     opened: bool = False            # a position went 0 → >0 (or reversed through zero)
     grew: bool = False              # a position opened, grew or reversed
@@ -57,6 +57,15 @@ class Change:
     trade: Trade | None = None      # a trade counted for the first time
     can_trade_lost: bool = False
     can_trade_back: bool = False
+    quote_key: tuple[str, float | None, float] | None = None  # … or, for quotes, its parts (formatted lazily)
+
+    @property
+    def cause(self) -> str:
+        """The content key of the causing event; for a quote `quote:<contract>:<timestamp>:<price>`."""
+        if self.quote_key is not None and not self.key:
+            cid, stamp, price = self.quote_key
+            self.key = f"quote:{cid}:{'' if stamp is None else repr(stamp)}:{price:.10g}"
+        return self.key
 
 
 @dataclass(slots=True)
@@ -106,6 +115,9 @@ class DayTotals:
         return [self.realized, self.fees, self.trades]
 
 
+_NO_TRADES = DayTotals()
+
+
 def is_stop_for(order: Order, position: PositionState) -> bool:
     """A working stop (types 3/4/5) on the side that closes `position` (rules.md § Stop order)."""
     return (order.type in STOP_ORDER_TYPES and order.contract_id == position.contract_id
@@ -134,7 +146,7 @@ class AccountState:
     eod_high: float | None = None
     day_high_balance: float | None = None
     locks: dict[tuple[LockKind, str | None], Lock] = field(default_factory=dict)
-    alerts_armed: dict[str, bool] = field(default_factory=dict)
+    alerts_disarmed: set[str] = field(default_factory=set)         # ladder keys that alerted (hysteresis)
     memo: dict[str, float] = field(default_factory=dict)             # action signature → emitted at
     growth_counter: int = 0
     open_pnl: float = 0.0          # sum over priced positions
@@ -265,8 +277,9 @@ class AccountState:
     def trades_since(self, since: float) -> int:
         return len(self.trade_times) - bisect.bisect_right(self.trade_times, since)
 
-    def totals(self, day: date) -> DayTotals:
-        return self.days.get(day.isoformat()) or DayTotals()
+    def totals(self, day_key: str) -> DayTotals:
+        """Counters of one trading day (ISO key); an empty (shared, read-only) record when none."""
+        return self.days.get(day_key) or _NO_TRADES
 
     # --- account ---------------------------------------------------------------------------------
 
@@ -289,8 +302,7 @@ class AccountState:
             self.eod_high = self.balance if self.eod_high is None else max(self.eod_high, self.balance)
         self.day_high_balance = self.balance
         self.loss_streak = 0
-        for armed_key in list(self.alerts_armed):
-            self.alerts_armed[armed_key] = True
+        self.alerts_disarmed.clear()
         keep = {(new_day.toordinal() - i) for i in range(KEEP_DAYS)}
         self.days = {k: v for k, v in self.days.items() if date.fromisoformat(k).toordinal() in keep}
         recent = {(new_day.toordinal() - i) for i in range(2)}
@@ -313,7 +325,7 @@ class AccountState:
             "first_balance": self.first_balance, "eod_high": self.eod_high,
             "day_high_balance": self.day_high_balance,
             "locks": [lock.to_json() for lock in self.locks.values()],
-            "alerts_armed": dict(self.alerts_armed), "memo": dict(self.memo),
+            "alerts_disarmed": sorted(self.alerts_disarmed), "memo": dict(self.memo),
             "growth_counter": self.growth_counter, "flagged": sorted(self.flagged),
         }
 
@@ -327,7 +339,7 @@ class AccountState:
             days={k: DayTotals(v[0], v[1], int(v[2])) for k, v in d["days"].items()},
             trade_times=[float(t) for t in d["trade_times"]], loss_streak=d["loss_streak"],
             first_balance=d["first_balance"], eod_high=d["eod_high"], day_high_balance=d["day_high_balance"],
-            alerts_armed={k: bool(v) for k, v in d["alerts_armed"].items()},
+            alerts_disarmed=set(d["alerts_disarmed"]),
             memo={k: float(v) for k, v in d["memo"].items()}, growth_counter=d["growth_counter"],
             flagged=set(d["flagged"]),
         )

@@ -8,9 +8,8 @@ Timer-driven rules also implement `deadline()` and `on_time()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 from risk_manager.engine.actions import Action, ActionKind, AlertLevel, Lock, LockKind, make_key
 from risk_manager.engine.calendar import SessionBook, TradingCalendar
@@ -21,8 +20,7 @@ from risk_manager.engine.state import AccountState, Change, ChangeKind, Position
 C = TypeVar("C", bound=RuleConfig)
 
 
-@dataclass(frozen=True, slots=True)
-class Measure:
+class Measure(NamedTuple):
     """A rule's current value against its limit. `fraction` is how much of the limit is used."""
 
     rule_id: str
@@ -60,12 +58,18 @@ class RuleContext:
     def today(self) -> date:
         return self.calendar.trading_day(self.now)
 
+    def today_key(self) -> str:
+        """The current trading day as an ISO key (what per-day counters are stored under)."""
+        return self.calendar.trading_day_key(self.now)
+
     def next_reset_dt(self) -> datetime:
         return datetime.fromtimestamp(self.calendar.next_reset(self.now), UTC)
 
 
 def latched(account: AccountState, rule_id: str, symbol: str | None = None) -> bool:
     """True while a lock this rule imposed holds: the breach is being enforced, do not fire again."""
+    if not account.locks:
+        return False
     return any(rule_id in lock.rules and lock.symbol == symbol for lock in account.locks.values())
 
 

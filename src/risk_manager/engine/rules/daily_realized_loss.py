@@ -20,7 +20,7 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
         self.triggers = frozenset(kinds)  # type: ignore[misc]
 
     def value(self, ctx: RuleContext, account: AccountState) -> float:
-        totals = account.totals(ctx.today())
+        totals = account.totals(ctx.today_key())
         value = totals.realized - (totals.fees if self.config.include_fees else 0.0)
         if self.config.include_unrealized:
             value += account.open_pnl

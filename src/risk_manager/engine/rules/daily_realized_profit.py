@@ -14,7 +14,7 @@ class DailyRealizedProfit(Rule[DailyRealizedProfitConfig]):
     triggers = frozenset({ChangeKind.TRADE})
 
     def value(self, ctx: RuleContext, account: AccountState) -> float:
-        totals = account.totals(ctx.today())
+        totals = account.totals(ctx.today_key())
         return totals.realized - (totals.fees if self.config.include_fees else 0.0)
 
     def evaluate(self, ctx: RuleContext, account: AccountState, change: Change) -> list[Action]:

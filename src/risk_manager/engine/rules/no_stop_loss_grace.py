@@ -39,9 +39,11 @@ class NoStopLossGrace(Rule[NoStopLossGraceConfig]):
     def deadline(self, ctx: RuleContext, account: AccountState) -> float | None:
         best: float | None = None
         for pos in account.positions.values():
-            if self.covered(account, pos) or self.check_key(account, pos) in account.memo:
+            if self.covered(account, pos):
                 continue
             d = self.grace_deadline(pos)
+            if self.check_key(account, pos) in account.memo:
+                continue
             if best is None or d < best:
                 best = d
         return best

@@ -24,7 +24,7 @@ class TradeFrequencyLimit(Rule[TradeFrequencyLimitConfig]):
         if c.per_hour is not None:
             out.append(("per_hour", account.trades_since(ctx.now - 3600.0), c.per_hour, c.cooldowns.per_hour))
         if c.per_session is not None:
-            out.append(("per_session", account.totals(ctx.today()).trades, c.per_session, c.cooldowns.per_session))
+            out.append(("per_session", account.totals(ctx.today_key()).trades, c.per_session, c.cooldowns.per_session))
         return out
 
     def evaluate(self, ctx: RuleContext, account: AccountState, change: Change) -> list[Action]:
