@@ -117,3 +117,26 @@ def test_rule009_symbol_sessions_scope_the_lock() -> None:
 def test_bad_windows_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"window|days"):
         SessionBlockOutsideConfig.model_validate({"sessions": [bad]})
+
+
+def test_engine_rolls_the_day_at_the_fall_back_instant() -> None:
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 500, "include_unrealized": False}},
+                start=utc(2026, 10, 30, 21, 0))                       # Friday 16:00 CDT
+    assert h.engine.next_deadline() == utc(2026, 10, 30, 22, 0)
+    h.trade(-100.0)
+    h.advance_to(utc(2026, 10, 30, 22, 0))
+    assert h.engine.status(1001).realized_pnl == 0.0
+    # after the fall-back on Sunday 11-01 the reset is 17:00 CST = 23:00 UTC
+    h.advance_to(utc(2026, 11, 1, 22, 30))
+    assert h.engine.status(1001).next_reset == utc(2026, 11, 1, 23, 0)
+    assert h.engine.status(1001).trading_day == "2026-11-01"
+
+
+def test_restore_under_a_new_reset_time_recomputes_the_reset() -> None:
+    from risk_manager.engine import Engine, RiskConfig
+    h = Harness()
+    h.account()
+    snap = h.engine.snapshot()
+    later = RiskConfig.model_validate({"daily_reset": {"time": "16:00"}})
+    restored = Engine.restore(snap, later, h.clock, h.engine.contracts)
+    assert restored.next_deadline() == utc(2026, 3, 3, 22, 0)

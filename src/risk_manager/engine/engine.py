@@ -21,6 +21,7 @@ from risk_manager.domain import (
     Contract,
     DepthEvent,
     LogoutEvent,
+    MarketEvent,
     MarketTradeEvent,
     OrderEvent,
     PositionEvent,
@@ -28,11 +29,12 @@ from risk_manager.domain import (
     Quote,
     QuoteEvent,
     TradeEvent,
+    UserEvent,
 )
 from risk_manager.domain.wire import format_time
 from risk_manager.engine.actions import Action, ActionKind, AlertLevel, Lock, LockKind, make_key, merge_actions
 from risk_manager.engine.calendar import SessionBook, TradingCalendar
-from risk_manager.engine.commands import ClearLock, ManualLock, ResetAccount, StopsChecked
+from risk_manager.engine.commands import ClearLock, EngineCommand, ManualLock, ResetAccount, StopsChecked
 from risk_manager.engine.config import RiskConfig
 from risk_manager.engine.contracts import ContractBook, ContractInfo
 from risk_manager.engine.errors import SnapshotError, UnlockNotAllowedError
@@ -43,7 +45,7 @@ from risk_manager.engine.rules.session_block_outside import SessionBlockOutside
 from risk_manager.engine.state import AccountState, Change, ChangeKind, PositionState, is_stop_for, stop_coverage
 from risk_manager.engine.status import AccountStatus, PositionStatus, RuleStatus
 
-EngineEvent = Any  # a domain event or an engine command (see handle)
+EngineEvent = UserEvent | MarketEvent | LogoutEvent | EngineCommand  # what `Engine.handle` accepts
 
 SNAPSHOT_VERSION = 1
 RETRY_AFTER = 5.0  # seconds before the same enforcement for an unchanged situation is asked again
@@ -686,8 +688,14 @@ class Engine:
             "prices": dict(sorted(self.prices.items())),
             "session_pending": dict(sorted(self._session_pending.items())),
             "next_reset": self._next_reset,
+            "calendar": self._calendar_fingerprint(),
             "contracts": [info.contract.to_wire() for info in self._runtime_contracts()],
         }
+
+    def _calendar_fingerprint(self) -> str:
+        rules = self.config.rules
+        return (self.config.daily_reset.model_dump_json() + self.config.timezone
+                + rules.session_block_outside.model_dump_json())
 
     def _runtime_contracts(self) -> list[ContractInfo]:
         return [i for cid in sorted({c for c in self._holders} | set(self.quotes))
@@ -713,8 +721,10 @@ class Engine:
                     engine._holders.setdefault(cid, set()).add(acct.account_id)
             engine.quotes = {cid: Quote.from_wire(q) for cid, q in snapshot["quotes"].items()}
             engine.prices.update({cid: float(p) for cid, p in snapshot["prices"].items()})
-            engine._session_pending = dict(snapshot["session_pending"])
-            engine._next_reset = snapshot["next_reset"]
+            if snapshot.get("calendar") == engine._calendar_fingerprint():
+                # same reset time and sessions: continue the timers exactly; otherwise recompute them
+                engine._session_pending = dict(snapshot["session_pending"])
+                engine._next_reset = snapshot["next_reset"]
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"engine snapshot is damaged ({type(exc).__name__}: {exc}); start without it and "
                                 "let reconciliation rebuild") from None
