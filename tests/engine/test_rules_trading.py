@@ -111,3 +111,11 @@ def test_update_config_unblocking_a_symbol_ends_its_lock() -> None:
     unlocks = h.engine.update_config(h.config.model_copy(update={"rules": h.config.rules.model_copy(
         update={"symbol_blocks": h.config.rules.symbol_blocks.model_copy(update={"blocked": []})})}))
     assert kinds(unlocks) == ["unlock"] and h.engine.locks(1001) == []
+
+
+def test_cooldowns_run_from_the_fill_so_old_fills_replayed_at_start_up_do_not_lock() -> None:
+    rules = {"cooldown_after_loss": {"enabled": True, "tiers": [{"loss": 100, "cooldown": "5m"}]}}
+    h = Harness(rules)
+    assert h.trade(-200.0, at=h.clock.now() - timedelta(minutes=10)) == []   # reconciled, cooldown long over
+    lock = one(h.trade(-200.0, at=h.clock.now() - timedelta(minutes=2)), ActionKind.LOCK).lock
+    assert lock is not None and lock.until == h.clock.now() + timedelta(minutes=3)

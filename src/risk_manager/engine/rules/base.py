@@ -8,7 +8,7 @@ Timer-driven rules also implement `deadline()` and `on_time()`.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 from risk_manager.engine.actions import Action, ActionKind, AlertLevel, Lock, LockKind, make_key
@@ -125,6 +125,13 @@ def lock_and_flatten(ctx: RuleContext, account_id: int, rule_id: str, cause: str
         out.append(flatten(account_id, rule_id, cause))
     out.append(alert(account_id, rule_id, cause, reason, AlertLevel.CRITICAL))
     return out
+
+
+def cooldown_until(ctx: RuleContext, trade_time: datetime, cooldown: timedelta) -> datetime | None:
+    """A cooldown runs from the fill that caused it (never from the future); None when already over —
+    e.g. old fills replayed by a start-up reconciliation do not lock the account now."""
+    until = min(trade_time, ctx.now_dt) + cooldown
+    return until if until > ctx.now_dt else None
 
 
 def money(value: float) -> str:
