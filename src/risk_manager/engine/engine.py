@@ -40,7 +40,7 @@ from risk_manager.engine.contracts import ContractBook, ContractInfo
 from risk_manager.engine.errors import SnapshotError, UnlockNotAllowedError
 from risk_manager.engine.rules import build_rules
 from risk_manager.engine.rules.base import Rule, RuleContext, alert
-from risk_manager.engine.rules.no_stop_loss_grace import NoStopLossGrace
+from risk_manager.engine.rules.no_stop_loss_grace import ANSWERED, NoStopLossGrace
 from risk_manager.engine.rules.session_block_outside import SessionBlockOutside
 from risk_manager.engine.state import AccountState, Change, ChangeKind, PositionState, is_stop_for, stop_coverage
 from risk_manager.engine.status import AccountStatus, PositionStatus, RuleStatus
@@ -413,32 +413,39 @@ class Engine:
     # --- output: merge, de-duplicate, book-keep --------------------------------------------------
 
     def _finish(self, actions: list[Action]) -> list[Action]:
+        """De-duplicate each rule's requests against what was already asked, then merge, then book locks.
+
+        Filtering happens before merging, on the keys the rules built, so a rule finds its own
+        request in the memo whatever it was merged with."""
         if not actions:
             return actions
-        merged = merge_actions(actions)
         now = self.ctx.now
-        out: list[Action] = []
+        kept: list[Action] = []
         touched: set[int] = set()
-        for action in merged:
-            acct = self.accounts.get(action.account_id)
-            if acct is None:
-                acct = self._account(action.account_id)
-            if action.kind is ActionKind.LOCK and action.lock is not None:
-                action = self._record_lock(acct, action)
-                touched.add(acct.account_id)
-            elif action.kind in _ONE_SHOT:
+        for action in actions:
+            kind = action.kind
+            if kind is ActionKind.LOCK or kind is ActionKind.UNLOCK:
+                kept.append(action)
+                continue
+            acct = self._account(action.account_id)
+            if kind in _ONE_SHOT or "|timer:" in action.idempotency_key:
+                # broker checks, stops we place or move, and everything a timer caused: once per key
                 if action.idempotency_key in acct.memo:
                     continue
                 acct.memo[action.idempotency_key] = now
                 touched.add(acct.account_id)
-            elif action.kind is not ActionKind.UNLOCK and not (
-                    action.kind is ActionKind.ALERT and action.level is not AlertLevel.CRITICAL):
+            elif not (kind is ActionKind.ALERT and action.level is not AlertLevel.CRITICAL):
                 sig = self._signature(acct, action)
                 seen = acct.memo.get(sig)
                 if seen is not None and now - seen < RETRY_AFTER:
                     continue
                 acct.memo[sig] = now
-            out.append(action)
+            kept.append(action)
+        out = merge_actions(kept)
+        for i, action in enumerate(out):
+            if action.kind is ActionKind.LOCK and action.lock is not None:
+                out[i] = self._record_lock(self._account(action.account_id), action)
+                touched.add(action.account_id)
         if touched:
             for aid in touched:
                 self._refresh_due(self.accounts[aid])
@@ -585,6 +592,8 @@ class Engine:
         if self._grace is None:
             return []
         pos = acct.positions.get(cmd.contract_id)
+        if pos is not None:
+            acct.memo[ANSWERED + (cmd.check_key or self._grace.check_key(acct, pos))] = now
         sig = "none" if pos is None else f"{pos.position_id}:{pos.size}"
         cause = f"stops_checked:{cmd.contract_id}:{cmd.check_key or sig}:{'ok' if cmd.ok_broker else 'unreachable'}"
         out = self._grace.stops_checked(self.ctx, acct, cmd.contract_id, cmd.ok_broker, cause)

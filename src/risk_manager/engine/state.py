@@ -118,6 +118,12 @@ class DayTotals:
 _NO_TRADES = DayTotals()
 
 
+def _memo_contract(key: str) -> str:
+    """The contract of an idempotency key `kind|account|rules|contract|cause…` (after any `answered|`)."""
+    parts = key.removeprefix("answered|").split("|")
+    return parts[3] if len(parts) > 3 else ""
+
+
 def is_stop_for(order: Order, position: PositionState) -> bool:
     """A working stop (types 3/4/5) on the side that closes `position` (rules.md § Stop order)."""
     return (order.type in STOP_ORDER_TYPES and order.contract_id == position.contract_id
@@ -310,7 +316,7 @@ class AccountState:
         # Enforcement memory: "same request within RETRY_AFTER" entries are stale by now; one-shot
         # timer requests (check_stops, place_stop, modify_stop) are kept while their position is open.
         self.memo = {k: v for k, v in self.memo.items()
-                     if not k.startswith("sig|") and k.split("|")[3] in self.positions}
+                     if not k.startswith("sig|") and _memo_contract(k) in self.positions}
 
     # --- snapshot --------------------------------------------------------------------------------
 
