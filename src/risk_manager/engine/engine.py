@@ -393,6 +393,9 @@ class Engine:
         out: list[Action] = []
         disarmed = acct.alerts_disarmed
         for rule, warn_at, rearm in warn:
+            usage = rule.usage(self.ctx, acct)
+            if usage is not None and usage < warn_at and (not disarmed or usage >= rearm):
+                continue  # nothing near the limit and nothing to re-arm: the common case, kept cheap
             for m in rule.measures(self.ctx, acct):
                 fraction = m.fraction
                 if fraction < warn_at:

@@ -153,6 +153,12 @@ class Rule(Generic[C]):
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         return []
 
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        """The largest fraction of a limit in use, or None when the rule cannot say it cheaply
+        (the alerts ladder then reads `measures`). Rules with one measure override it: it keeps the
+        ladder off the hot path while nothing is near a limit."""
+        return None
+
     def deadline(self, ctx: RuleContext, account: AccountState) -> float | None:
         """The next instant `on_time` has work for this account (timer-driven rules)."""
         return None

@@ -38,6 +38,10 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.UNTIL_RESET,
                                 ctx.next_reset_dt(), reason)
 
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        limit = self.config.loss_limit
+        return None if limit is None else max(0.0, -self.value(ctx, account)) / limit
+
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         limit = self.config.loss_limit
         if limit is None:

@@ -28,6 +28,10 @@ class DailyRealizedProfit(Rule[DailyRealizedProfitConfig]):
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.UNTIL_RESET,
                                 ctx.next_reset_dt(), reason)
 
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        target = self.config.target
+        return None if target is None else max(0.0, self.value(ctx, account)) / target
+
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         target = self.config.target
         if target is None:

@@ -40,12 +40,17 @@ class TrailingMaxLoss(Rule[TrailingMaxLossConfig]):
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.UNTIL_RESET,
                                 ctx.next_reset_dt(), reason)
 
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        floor, max_loss = self.floor(account), self.config.max_loss
+        if floor is None or max_loss is None or account.balance is None:
+            return 0.0
+        used = floor + max_loss - (account.balance + account.open_pnl)
+        return max(0.0, used) / (max_loss - self.config.buffer)
+
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         floor, max_loss = self.floor(account), self.config.max_loss
         if floor is None or max_loss is None or account.balance is None:
             return []
         equity = account.balance + account.open_pnl
-        room = max_loss - self.config.buffer
-        used = floor + max_loss - equity
         return [Measure(self.rule_id, "drawdown to floor", equity, floor + self.config.buffer,
-                        max(0.0, used) / room)]
+                        self.usage(ctx, account) or 0.0)]
