@@ -6,6 +6,7 @@ under the same clock readings give the same actions (and the same idempotency ke
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -99,8 +100,9 @@ class Engine:
         self._due_at = None
 
     def update_config(self, config: RiskConfig) -> list[Action]:
-        """Live reload: state, locks and timers are kept. Returns `unlock` actions for symbol locks whose
-        symbol is no longer blocked (the store and audit log record them)."""
+        """Live reload: state, locks and timers are kept. Every open position is judged again under the
+        new config (a symbol just blocked, a limit just lowered), and symbol locks whose symbol is no
+        longer blocked end (`unlock` actions for the store and audit log)."""
         pending = dict(self._session_pending)
         next_reset = self._next_reset
         same_reset = config.daily_reset == self.config.daily_reset
@@ -121,7 +123,11 @@ class Engine:
                     out.append(self._unlock_action(acct, lock, "symbol no longer blocked by the config",
                                                    f"config:{lock.symbol}"))
             self._refresh_due(acct)
-        return out
+        cause = "config:" + hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
+        for acct in self.accounts.values():
+            for cid in sorted(acct.positions):
+                out.extend(self._evaluate(acct, Change(ChangeKind.POSITION, cause, cid)))
+        return self._finish(out)
 
     def register_contract(self, contract: Contract) -> ContractInfo:
         """Metadata learned at runtime (Contract/searchById). Positions already open get their symbol and P&L."""

@@ -172,8 +172,10 @@ class AccountState:
                 change.closed = True
                 self._reprice_total()
             return
-        reversed_ = current is not None and current.type != position.type
-        if current is None or reversed_:
+        # A new type is a reversal through zero; a new id means the broker opened a new position
+        # (we missed the close of the previous one): both start afresh.
+        renewed = current is not None and (current.type != position.type or current.position_id != position.id)
+        if current is None or renewed:
             self.growth_counter += 1
             current = PositionState(
                 contract_id=cid, position_id=position.id, type=position.type, size=position.size,

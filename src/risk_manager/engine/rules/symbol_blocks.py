@@ -31,7 +31,7 @@ class SymbolBlocks(Rule[SymbolBlocksConfig]):
             return []
         pos = account.positions.get(cid)
         order = change.order_appeared
-        if change.kind is ChangeKind.POSITION and (pos is None or not change.grew):
+        if change.kind is ChangeKind.POSITION and (pos is None or change.shrank):
             return []
         if change.kind is ChangeKind.ORDER and order is None:
             return []
