@@ -168,3 +168,21 @@ def test_cancelled_orders_leave_state_and_orders_while_locked_position_closed() 
     h.order(ES, OrderSide.BID, oid=oid, status=OrderStatus.CANCELLED)
     assert h.engine.accounts[1001].orders == {}
     assert of(h.log, ActionKind.CANCEL_ORDERS) == []
+
+
+def test_status_for_the_dashboard_is_json_ready() -> None:
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 500},
+                 "session_block_outside": {"enabled": True}, "symbol_blocks": {"enabled": True, "blocked": ["RTY"]}})
+    h.account(50_000.0)
+    h.quote(ES, 5000.0)
+    h.position(ES, 2, avg=4999.0)
+    h.trade(-100.0, fees=2.0)
+    h.command(ManualLock(1001, timedelta(minutes=5), "coffee"))
+    status = h.engine.status(1001)
+    data = json.loads(json.dumps(status.to_json()))
+    assert data["net_pnl"] == -100.0 - 2.0 + 2 * 4 * 12.5
+    assert data["positions"][0]["side"] == "long" and data["locked"] is True
+    assert [r["rule_id"] for r in data["rules"]] == ["RULE-003"]
+    assert data["enabled_rules"] == ["RULE-003", "RULE-009", "RULE-011"]
+    assert data["session_open"] is True and data["session_boundary"] == "2026-03-03T21:00:00+00:00"
+    assert data["locks"][0]["kind"] == "manual"

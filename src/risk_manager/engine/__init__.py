@@ -17,7 +17,7 @@ Public API (the daemon, the scenario runner and the dashboard are written agains
     actions = engine.on_time()                    # due work: lock expiry, grace/auto-stop timers, resets, session ends
     engine.next_deadline() -> datetime | None     # when on_time() must run next
     engine.snapshot() -> dict                     # JSON; Engine.restore(snapshot, config, clock, contracts)
-    engine.update_config(config) -> list[Action]  # live reload keeps state, locks, timers (returns unlocks)
+    engine.update_config(config) -> list[Action]  # live reload: keeps state, locks, timers; re-judges positions
     engine.status(account_id) -> AccountStatus    # dashboard view
     engine.locks(account_id) -> list[Lock]
 
