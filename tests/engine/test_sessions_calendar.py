@@ -140,3 +140,19 @@ def test_restore_under_a_new_reset_time_recomputes_the_reset() -> None:
     later = RiskConfig.model_validate({"daily_reset": {"time": "16:00"}})
     restored = Engine.restore(snap, later, h.clock, h.engine.contracts)
     assert restored.next_deadline() == utc(2026, 3, 3, 22, 0)
+
+
+def test_user_holidays_in_the_top_level_zone_with_shipped_early_closes() -> None:
+    cfg = SessionBlockOutsideConfig.model_validate({"enabled": True, "holidays": ["2026-03-04"]})
+    s = SessionBook(cfg, ZoneInfo("America/New_York")).default
+    assert not s.is_open(ts(2026, 3, 4, 16, 0))                       # the user's holiday
+    assert s.is_open(ts(2026, 11, 27, 18, 0)) and not s.is_open(ts(2026, 11, 27, 18, 15))  # shipped, Chicago
+
+
+def test_watched_contracts() -> None:
+    h = Harness()
+    h.position(ES, 1)
+    h.order(CL, OrderSide.BID)
+    assert h.engine.watched_contracts() == [CL, ES]
+    h.position(ES, 0)
+    assert h.engine.watched_contracts() == [CL]

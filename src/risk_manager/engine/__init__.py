@@ -20,6 +20,8 @@ Public API (the daemon, the scenario runner and the dashboard are written agains
     engine.update_config(config) -> list[Action]  # live reload: keeps state, locks, timers; re-judges positions
     engine.status(account_id) -> AccountStatus    # dashboard view
     engine.locks(account_id) -> list[Lock]
+    engine.watched_contracts() -> list[str]       # contracts with positions/orders: quote subscriptions
+    engine.account_ids() -> list[int]
 
 Actions are frozen dataclasses (`Action.kind` ∈ close_position, reduce_position, flatten_account,
 cancel_orders, lock, modify_stop, place_stop, alert, check_stops, unlock) with the rules that asked

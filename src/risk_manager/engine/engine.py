@@ -658,6 +658,16 @@ class Engine:
 
     # --- read side -------------------------------------------------------------------------------
 
+    def account_ids(self) -> list[int]:
+        return sorted(self.accounts)
+
+    def watched_contracts(self) -> list[str]:
+        """Contracts with an open position or a working order: the market-hub subscriptions P&L needs."""
+        found = {cid for cid, holders in self._holders.items() if holders}
+        for acct in self.accounts.values():
+            found.update(o.contract_id for o in acct.orders.values())
+        return sorted(found)
+
     def locks(self, account_id: int) -> list[Lock]:
         acct = self.accounts.get(account_id)
         if acct is None:
