@@ -244,11 +244,12 @@ class Engine:
             return
         info = self.contracts.find(cid)
         stamp = update.timestamp or update.last_updated
-        parts = (cid, None if stamp is None else stamp.timestamp(), price)
+        # One (read-only) change serves every account holding the contract: rules only read it.
+        change = Change(ChangeKind.QUOTE, "", cid, quote_key=(cid, None if stamp is None else stamp.timestamp(), price))
         for aid in sorted(holders) if len(holders) > 1 else holders:
             acct = self.accounts[aid]
             if acct.reprice(cid, info, price):
-                found = self._evaluate(acct, Change(ChangeKind.QUOTE, "", cid, quote_key=parts))
+                found = self._evaluate(acct, change)
                 if found:
                     out.extend(found)
 
@@ -262,6 +263,7 @@ class Engine:
 
     def _evaluate(self, acct: AccountState, change: Change) -> list[Action]:
         ctx = self.ctx
+        ctx.serial += 1
         kind = change.kind
         if kind in (ChangeKind.POSITION, ChangeKind.ORDER) and self.rules:
             failed = self._fail_closed(acct, change)

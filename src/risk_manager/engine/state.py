@@ -82,6 +82,7 @@ class PositionState:
     growth_seq: int = 0             # account-wide counter: which position grew last
     best_price: float | None = None  # best price since entry (RULE-012 trailing)
     open_pnl: float | None = None   # None until priced (or without metadata)
+    best_moved: bool = False        # transient: the last mark set a new best price (not persisted)
 
     @property
     def signed_size(self) -> int:
@@ -204,14 +205,16 @@ class AccountState:
         if info is None or price is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
             pos.open_pnl = None
             return
+        best = pos.best_price
         if pos.type == PositionType.LONG:
             ticks = (price - pos.average_price) / info.tick_size
-            if pos.best_price is None or price > pos.best_price:
-                pos.best_price = price
+            moved = best is None or price > best
         else:
             ticks = (pos.average_price - price) / info.tick_size
-            if pos.best_price is None or price < pos.best_price:
-                pos.best_price = price
+            moved = best is None or price < best
+        if moved:
+            pos.best_price = price
+        pos.best_moved = moved
         pos.open_pnl = ticks * info.tick_value * pos.size
 
     def _reprice_total(self) -> None:

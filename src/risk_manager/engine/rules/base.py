@@ -43,11 +43,16 @@ class RuleContext:
         self.prices = prices
         self.now = 0.0
         self._now_dt: datetime | None = None
+        self._today_key = ""
+        # Bumped by the engine for every (account, change) evaluation: lets a rule reuse, in `usage`,
+        # the value its `evaluate` just computed for the same account (state cannot change in between).
+        self.serial = 0
 
     def set_now(self, now: float) -> None:
         if now != self.now:
             self.now = now
             self._now_dt = None
+            self._today_key = ""
 
     @property
     def now_dt(self) -> datetime:
@@ -60,7 +65,9 @@ class RuleContext:
 
     def today_key(self) -> str:
         """The current trading day as an ISO key (what per-day counters are stored under)."""
-        return self.calendar.trading_day_key(self.now)
+        if not self._today_key:
+            self._today_key = self.calendar.trading_day_key(self.now)
+        return self._today_key
 
     def next_reset_dt(self) -> datetime:
         return datetime.fromtimestamp(self.calendar.next_reset(self.now), UTC)

@@ -14,6 +14,7 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
 
     def __init__(self, config: DailyRealizedLossConfig) -> None:
         super().__init__(config)
+        self._seen: tuple[int, float] = (-1, 0.0)  # (ctx.serial, value) of the last evaluate
         kinds = {ChangeKind.TRADE, ChangeKind.POSITION}
         if config.include_unrealized:
             kinds.add(ChangeKind.QUOTE)
@@ -31,6 +32,7 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
         if limit is None or latched(account, self.rule_id):
             return []
         value = self.value(ctx, account)
+        self._seen = (ctx.serial, value)
         if value > -limit:
             return []
         what = "net P&L" if self.config.include_unrealized else "realized P&L"
@@ -40,7 +42,12 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
 
     def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
         limit = self.config.loss_limit
-        return None if limit is None else max(0.0, -self.value(ctx, account)) / limit
+        if limit is None:
+            return None
+        serial, value = self._seen
+        if serial != ctx.serial:
+            value = self.value(ctx, account)
+        return max(0.0, -value) / limit
 
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         limit = self.config.loss_limit

@@ -97,6 +97,10 @@ class TradeManagement(Rule[TradeManagementConfig]):
         price = ctx.prices.get(change.contract_id)
         if pos is None or price is None or pos.type not in _DIRECTED:
             return []
+        if change.kind is ChangeKind.QUOTE and not pos.best_moved:
+            # The wanted stop depends only on the best price; when it did not move, whatever it wants
+            # was already asked (a new best is always beyond the wanted stop, so nothing was held back).
+            return []
         info = ctx.contracts.find(pos.contract_id)
         if info is None:
             return []
