@@ -186,3 +186,24 @@ def test_status_for_the_dashboard_is_json_ready() -> None:
     assert data["enabled_rules"] == ["RULE-003", "RULE-009", "RULE-011"]
     assert data["session_open"] is True and data["session_boundary"] == "2026-03-03T21:00:00+00:00"
     assert data["locks"][0]["kind"] == "manual"
+
+
+def test_merge_contract_cancel_subsumes_single_order_cancels() -> None:
+    def cancel(rule: str, order_id: int | None) -> Action:
+        key = make_key(ActionKind.CANCEL_ORDERS, 1, (rule,), ES, "e", str(order_id or ""))
+        return Action(ActionKind.CANCEL_ORDERS, 1, (rule,), key, contract_id=ES, order_id=order_id)
+
+    merged = merge_actions([cancel("RULE-011", 7), cancel("RULE-009", None)])
+    assert len(merged) == 1 and merged[0].order_id is None and merged[0].rules == ("RULE-009", "RULE-011")
+
+
+def test_engine_accepts_a_plain_mapping_of_contracts() -> None:
+    from risk_manager.domain import VirtualClock
+    contract = Contract(ES, "ESZ6", "", 0.25, 12.5, True, "F.US.EP")
+    engine = Engine(RiskConfig.model_validate({"rules": {"daily_unrealized_loss": {"enabled": True,
+                                                                                    "loss_limit": 100}}}),
+                    VirtualClock(T0), {ES: contract})
+    engine.handle(PositionEvent(Position(1, 1001, ES, T0, PositionType.LONG, 1, 5000.0)))
+    from risk_manager.domain import Quote, QuoteEvent
+    actions = engine.handle(QuoteEvent(ES, Quote(last_price=4998.0)))
+    assert one(actions, ActionKind.CLOSE_POSITION).contract_id == ES

@@ -209,6 +209,14 @@ def _merge_account(actions: list[Action]) -> list[Action]:
             merged[key] = _rekey(previous, rules)  # callers already chose the tightest price
         else:
             merged[key] = _rekey(previous, rules)
+    # a cancel of a whole contract subsumes cancels of single orders of that contract
+    for key, action in list(merged.items()):
+        if action.kind is ActionKind.CANCEL_ORDERS and action.order_id is not None:
+            wide_key = (ActionKind.CANCEL_ORDERS, action.contract_id, None)
+            wide = merged.get(wide_key)
+            if wide is not None:
+                merged[wide_key] = _rekey(wide, _merge_rules(wide.rules, action.rules))
+                del merged[key]
     result: list[Action] = []
     for key, action in merged.items():
         if key[0] == "absorbed-reduce":
