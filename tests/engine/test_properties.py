@@ -52,7 +52,8 @@ trades = st.builds(
     lambda a, c, tid, pnl, fees, voided: ("trade", a, c, tid, pnl, fees, voided), account, contract,
     st.integers(1, 30), st.one_of(st.none(), st.floats(-3000, 3000, allow_nan=False)),
     st.floats(0, 5, allow_nan=False), st.booleans())
-quotes = st.builds(lambda c, last, bid, ask: ("quote", c, last, bid, ask), contract, st.one_of(st.none(), prices),
+odd = st.sampled_from([float("nan"), float("inf"), -1.0])
+quotes = st.builds(lambda c, last, bid, ask: ("quote", c, last, bid, ask), contract, st.one_of(st.none(), prices, odd),
                    st.one_of(st.none(), prices), st.one_of(st.none(), prices))
 accounts = st.builds(lambda a, bal, ct: ("account", a, bal, ct), account,
                      st.floats(40_000, 60_000, allow_nan=False), st.booleans())

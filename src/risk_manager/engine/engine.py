@@ -7,6 +7,7 @@ under the same clock readings give the same actions (and the same idempotency ke
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -228,6 +229,9 @@ class Engine:
     def _on_quote(self, event: QuoteEvent, now: float, out: list[Action]) -> None:
         cid = event.contract_id
         update = event.quote
+        for value in (update.last_price, update.best_bid, update.best_ask):
+            if value is not None and not math.isfinite(value):
+                return  # a damaged quote (NaN/inf) must never reach P&L: keep the last good one
         previous = self.quotes.get(cid)
         if previous is None or (update.last_price is not None and update.best_bid is not None
                                 and update.best_ask is not None):
