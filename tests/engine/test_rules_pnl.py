@@ -155,3 +155,11 @@ def test_scenario_daily_loss_locks_the_account() -> None:
     assert kinds(actions) == ["lock", "cancel_orders", "flatten_account", "alert"]
     lock = one(actions, ActionKind.LOCK).lock
     assert lock is not None and lock.until == RESET and lock.rules == ("RULE-003",)
+
+
+def test_damaged_numbers_are_ignored_with_a_critical_alert() -> None:
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 100, "include_unrealized": False}})
+    alert = one(h.trade(float("nan"), fees=float("inf")), ActionKind.ALERT)
+    assert alert.rules == ("ENGINE",) and "not a number" in (alert.message or "")
+    assert of(h.trade(-100.0), ActionKind.LOCK)          # the day's P&L was not poisoned
+    assert one(h.account(float("nan")), ActionKind.ALERT).rules == ("ENGINE",)

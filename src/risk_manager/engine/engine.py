@@ -269,6 +269,11 @@ class Engine:
         ctx = self.ctx
         ctx.serial += 1
         kind = change.kind
+        damage: list[Action] = []
+        if change.damaged:
+            damage.append(alert(acct.account_id, ENGINE_RULE, change.cause,
+                                f"the broker sent a {change.damaged} that is not a number; it was ignored — "
+                                "P&L may be incomplete until a reconciliation", AlertLevel.CRITICAL))
         if kind in (ChangeKind.POSITION, ChangeKind.ORDER) and self.rules:
             failed = self._fail_closed(acct, change)
             if failed is not None:
@@ -286,7 +291,7 @@ class Engine:
         warn = self._warn[kind]
         if warn:
             out.extend(self._ladder(acct, change, warn))
-        return out
+        return damage + out if damage else out
 
     def _fail_closed(self, acct: AccountState, change: Change) -> list[Action] | None:
         """A contract without metadata (or a position without a direction): its risk cannot be measured,
@@ -482,6 +487,8 @@ class Engine:
                                  for p in acct.positions.values())
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(acct.orders))
+        if action.kind is ActionKind.ALERT and ENGINE_RULE in action.rules:
+            situation += f"|{action.message}"  # the engine's own alerts differ by what they report
         return (f"sig|{action.kind.value}|{'+'.join(action.rules)}|{cid or '-'}|{action.size}|{action.order_id}|"
                 f"{action.level.value if action.level else ''}|{situation}")
 

@@ -9,6 +9,7 @@ RULE-014. Only the engine mutates it; rules read it. Everything here round-trips
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum
@@ -57,6 +58,7 @@ class Change:
     trade: Trade | None = None      # a trade counted for the first time
     can_trade_lost: bool = False
     can_trade_back: bool = False
+    damaged: str = ""               # a field of the event that was not a finite number (ignored)
     quote_key: tuple[str, float | None, float] | None = None  # … or, for quotes, its parts (formatted lazily)
 
     @property
@@ -274,10 +276,15 @@ class AccountState:
         if totals is None:
             totals = self.days[key] = DayTotals()
         totals.trades += 1
-        totals.fees += trade.fees
-        if trade.profit_and_loss is not None:
-            totals.realized += trade.profit_and_loss
-            self.loss_streak = self.loss_streak + 1 if trade.profit_and_loss < 0 else 0
+        pnl, fees = trade.profit_and_loss, trade.fees
+        if not math.isfinite(fees):
+            fees, change.damaged = 0.0, f"trade {trade.id} fees"
+        if pnl is not None and not math.isfinite(pnl):
+            pnl, change.damaged = None, f"trade {trade.id} profitAndLoss"
+        totals.fees += fees
+        if pnl is not None:
+            totals.realized += pnl
+            self.loss_streak = self.loss_streak + 1 if pnl < 0 else 0
         ts = trade.creation_timestamp.timestamp()
         bisect.insort(self.trade_times, ts)
         cutoff = max(now, self.trade_times[-1]) - ROLLING_WINDOW
@@ -301,6 +308,9 @@ class AccountState:
         if self.can_trade is False and account.can_trade:
             change.can_trade_back = True
         self.can_trade = account.can_trade
+        if not math.isfinite(account.balance):
+            change.damaged = f"account {account.id} balance"
+            return
         self.balance = account.balance
         if self.first_balance is None:
             self.first_balance = account.balance
