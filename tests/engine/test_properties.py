@@ -37,6 +37,7 @@ CONFIG = load_risk_config(Path(__file__).resolve().parents[2] / "config" / "risk
 CONTRACTS = ["CON.F.US.EP.Z26", "CON.F.US.MNQ.Z26", "CON.F.US.RTY.Z26", "CON.F.US.CLE.F27", "CON.F.US.XYZ.Z26"]
 ACCOUNTS = [1, 2]
 
+odd = st.sampled_from([float("nan"), float("inf"), -1.0])  # damaged numbers from a broken feed
 prices = st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=10_000.0, allow_nan=False))
 contract = st.sampled_from(CONTRACTS)
 account = st.sampled_from(ACCOUNTS)
@@ -50,13 +51,12 @@ orders = st.builds(
     st.sampled_from([0, 1]), st.integers(0, 5), st.one_of(st.none(), prices))
 trades = st.builds(
     lambda a, c, tid, pnl, fees, voided: ("trade", a, c, tid, pnl, fees, voided), account, contract,
-    st.integers(1, 30), st.one_of(st.none(), st.floats(-3000, 3000, allow_nan=False)),
+    st.integers(1, 30), st.one_of(st.none(), st.floats(-3000, 3000, allow_nan=False), odd),
     st.floats(0, 5, allow_nan=False), st.booleans())
-odd = st.sampled_from([float("nan"), float("inf"), -1.0])
 quotes = st.builds(lambda c, last, bid, ask: ("quote", c, last, bid, ask), contract, st.one_of(st.none(), prices, odd),
                    st.one_of(st.none(), prices), st.one_of(st.none(), prices))
 accounts = st.builds(lambda a, bal, ct: ("account", a, bal, ct), account,
-                     st.floats(40_000, 60_000, allow_nan=False), st.booleans())
+                     st.one_of(st.floats(40_000, 60_000, allow_nan=False), odd), st.booleans())
 advances = st.builds(lambda s: ("advance", s), st.sampled_from([0.5, 5.0, 31.0, 600.0, 7200.0, 43200.0]))
 commands = st.one_of(
     st.builds(lambda a, c, ok: ("checked", a, c, ok), account, contract, st.booleans()),
