@@ -207,3 +207,17 @@ def test_engine_accepts_a_plain_mapping_of_contracts() -> None:
     from risk_manager.domain import Quote, QuoteEvent
     actions = engine.handle(QuoteEvent(ES, Quote(last_price=4998.0)))
     assert one(actions, ActionKind.CLOSE_POSITION).contract_id == ES
+
+
+def test_reconciliation_drops_positions_and_orders_the_broker_no_longer_lists() -> None:
+    from risk_manager.engine import Reconciled
+    h = Harness({"max_contracts": {"enabled": True, "limit": 1}})
+    h.position(ES, 1)
+    h.position(NQ, 0)
+    oid, _ = h.order(MNQ, OrderSide.BID)
+    keep, _ = h.order(ES, OrderSide.ASK)
+    assert h.command(Reconciled(1001, (), (keep,))) == []
+    acct = h.engine.accounts[1001]
+    assert acct.positions == {} and set(acct.orders) == {keep} and oid not in acct.orders
+    assert h.engine.watched_contracts() == [ES]
+    assert h.position(NQ, 1) == []                   # the stale ES no longer counts towards the limit

@@ -26,17 +26,26 @@ from risk_manager.domain import (
     MarketEvent,
     MarketTradeEvent,
     OrderEvent,
+    Position,
     PositionEvent,
     PositionType,
     Quote,
     QuoteEvent,
     TradeEvent,
     UserEvent,
+    UserEventAction,
 )
 from risk_manager.domain.wire import format_time
 from risk_manager.engine.actions import Action, ActionKind, AlertLevel, Lock, LockKind, make_key, merge_actions
 from risk_manager.engine.calendar import SessionBook, TradingCalendar
-from risk_manager.engine.commands import ClearLock, EngineCommand, ManualLock, ResetAccount, StopsChecked
+from risk_manager.engine.commands import (
+    ClearLock,
+    EngineCommand,
+    ManualLock,
+    Reconciled,
+    ResetAccount,
+    StopsChecked,
+)
 from risk_manager.engine.config import RiskConfig
 from risk_manager.engine.contracts import ContractBook, ContractInfo
 from risk_manager.engine.errors import SnapshotError, UnlockNotAllowedError
@@ -199,6 +208,8 @@ class Engine:
             out.extend(self._clear_lock(event))
         elif isinstance(event, ResetAccount):
             out.extend(self._reset_account(event))
+        elif isinstance(event, Reconciled):
+            out.extend(self._reconciled(event, now))
         elif isinstance(event, MarketTradeEvent | DepthEvent | LogoutEvent):
             pass  # market prints and depth do not move P&L (quotes do); logout is the gateway's business
         else:
@@ -619,6 +630,22 @@ class Engine:
         sig = "none" if pos is None else f"{pos.position_id}:{pos.size}"
         cause = f"stops_checked:{cmd.contract_id}:{cmd.check_key or sig}:{'ok' if cmd.ok_broker else 'unreachable'}"
         out = self._grace.stops_checked(self.ctx, acct, cmd.contract_id, cmd.ok_broker, cause)
+        self._refresh_due(acct)
+        return out
+
+    def _reconciled(self, cmd: Reconciled, now: float) -> list[Action]:
+        """Drop positions and orders the broker no longer lists; closes are judged like any other."""
+        acct = self._account(cmd.account_id)
+        acct.drop_orders_not_in(None, set(cmd.open_order_ids), now)
+        out: list[Action] = []
+        listed = set(cmd.open_contract_ids)
+        for cid in sorted(set(acct.positions) - listed):
+            gone = acct.positions[cid]
+            change = Change(ChangeKind.POSITION, f"reconciled:{gone.position_id}:0", cid)
+            acct.apply_position(Position(gone.position_id, acct.account_id, cid, self.ctx.now_dt, gone.type, 0,
+                                         gone.average_price), UserEventAction.DELETE, now, None, None, change)
+            self._holders.get(cid, set()).discard(acct.account_id)
+            out.extend(self._evaluate(acct, change))
         self._refresh_due(acct)
         return out
 
