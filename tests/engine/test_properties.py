@@ -29,7 +29,7 @@ from risk_manager.domain import (
     VirtualClock,
     default_catalogue,
 )
-from risk_manager.engine import Engine, ManualLock, StopsChecked, load_risk_config
+from risk_manager.engine import Engine, ManualLock, Reconciled, StopsChecked, load_risk_config
 
 from .harness import T0
 
@@ -61,6 +61,8 @@ advances = st.builds(lambda s: ("advance", s), st.sampled_from([0.5, 5.0, 31.0, 
 commands = st.one_of(
     st.builds(lambda a, c, ok: ("checked", a, c, ok), account, contract, st.booleans()),
     st.builds(lambda a, m: ("manual", a, m), account, st.integers(1, 120)),
+    st.builds(lambda a, cs, os_: ("reconciled", a, tuple(cs), tuple(os_)), account,
+              st.lists(contract, max_size=3, unique=True), st.lists(st.integers(1, 6), max_size=3, unique=True)),
 )
 steps = st.lists(st.one_of(positions, orders, trades, quotes, accounts, advances, commands), max_size=60)
 
@@ -88,6 +90,9 @@ def _event(step: tuple[Any, ...], clock: VirtualClock) -> Any:
     if kind == "checked":
         _, a, c, ok = step
         return StopsChecked(a, c, ok)
+    if kind == "reconciled":
+        _, a, contracts, orders = step
+        return Reconciled(a, contracts, orders)
     _, a, minutes = step
     return ManualLock(a, timedelta(minutes=minutes))
 
