@@ -261,8 +261,9 @@ class Engine:
         stamp = update.timestamp or update.last_updated
         # One (read-only) change serves every account holding the contract: rules only read it.
         change = Change(ChangeKind.QUOTE, "", cid, quote_key=(cid, None if stamp is None else stamp.timestamp(), price))
+        accounts = self.accounts
         for aid in sorted(holders) if len(holders) > 1 else holders:
-            acct = self.accounts[aid]
+            acct = accounts[aid]
             if acct.reprice(cid, info, price):
                 found = self._evaluate(acct, change)
                 if found:
@@ -277,23 +278,23 @@ class Engine:
     # --- evaluation ------------------------------------------------------------------------------
 
     def _evaluate(self, acct: AccountState, change: Change) -> list[Action]:
+        """Lock check, then the rules interested in this kind of change, then the alerts ladder."""
         ctx = self.ctx
         ctx.serial += 1
         kind = change.kind
-        damage: list[Action] = []
+        out: list[Action] = []
         if change.damaged:
-            damage.append(alert(acct.account_id, ENGINE_RULE, change.cause,
-                                f"the broker sent a {change.damaged} that is not a number; it was ignored — "
-                                "P&L may be incomplete until a reconciliation", AlertLevel.CRITICAL))
-        if kind in (ChangeKind.POSITION, ChangeKind.ORDER) and self.rules:
+            out.append(alert(acct.account_id, ENGINE_RULE, change.cause,
+                             f"the broker sent a {change.damaged} that is not a number; it was ignored — "
+                             "P&L may be incomplete until a reconciliation", AlertLevel.CRITICAL))
+        if (kind is ChangeKind.POSITION or kind is ChangeKind.ORDER) and self.rules:
             failed = self._fail_closed(acct, change)
             if failed is not None:
-                return failed
-        out: list[Action] = []
+                return out + failed
         if acct.locks:
             enforcement = self._lock_check(acct, change)
             if enforcement is not None:
-                return enforcement
+                return out + enforcement
             out.extend(self._reenforce(acct, change.cause))
         for rule in self._by_kind[kind]:
             found = rule.evaluate(ctx, acct, change)
@@ -301,8 +302,10 @@ class Engine:
                 out.extend(found)
         warn = self._warn[kind]
         if warn:
-            out.extend(self._ladder(acct, change, warn))
-        return damage + out if damage else out
+            found = self._ladder(acct, change, warn)
+            if found:
+                out.extend(found)
+        return out
 
     def _fail_closed(self, acct: AccountState, change: Change) -> list[Action] | None:
         """A contract without metadata (or a position without a direction): its risk cannot be measured,
