@@ -156,3 +156,15 @@ def test_watched_contracts() -> None:
     assert h.engine.watched_contracts() == [CL, ES]
     h.position(ES, 0)
     assert h.engine.watched_contracts() == [CL]
+
+
+def test_reload_with_new_session_windows_moves_the_session_end_timer() -> None:
+    h = Harness(SESSION)
+    h.position(ES, 1)
+    assert h.engine.next_deadline() == utc(2026, 3, 3, 21, 0)
+    shorter = h.config.model_copy(update={"rules": h.config.rules.model_copy(update={
+        "session_block_outside": SessionBlockOutsideConfig.model_validate(
+            {"enabled": True, "sessions": [{"start": "08:30", "end": "12:00"}]})})})
+    h.engine.update_config(shorter)
+    assert h.engine.next_deadline() == utc(2026, 3, 3, 18, 0)
+    assert kinds(h.advance_to(utc(2026, 3, 3, 18, 0)))[:3] == ["lock", "cancel_orders", "flatten_account"]

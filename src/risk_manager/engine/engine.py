@@ -113,14 +113,15 @@ class Engine:
         """Live reload: state, locks and timers are kept. Every open position is judged again under the
         new config (a symbol just blocked, a limit just lowered), and symbol locks whose symbol is no
         longer blocked end (`unlock` actions for the store and audit log)."""
+        old = self.config
         pending = dict(self._session_pending)
         next_reset = self._next_reset
-        same_reset = config.daily_reset == self.config.daily_reset
         self._configure(config)
-        if same_reset:
+        if config.daily_reset == old.daily_reset:
             self._next_reset = next_reset
-        if config.rules.session_block_outside == self.config.rules.session_block_outside:
-            self._session_pending = pending
+        if (config.rules.session_block_outside == old.rules.session_block_outside
+                and config.timezone == old.timezone):
+            self._session_pending = pending  # same windows: the session-end timers continue exactly
         now = self.clock.timestamp()
         self.ctx.set_now(now)
         out: list[Action] = []
