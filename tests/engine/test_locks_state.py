@@ -221,3 +221,13 @@ def test_reconciliation_drops_positions_and_orders_the_broker_no_longer_lists() 
     assert acct.positions == {} and set(acct.orders) == {keep} and oid not in acct.orders
     assert h.engine.watched_contracts() == [ES]
     assert h.position(NQ, 1) == []                   # the stale ES no longer counts towards the limit
+
+
+def test_orders_that_only_reduce_a_position_survive_a_lock() -> None:
+    h = Harness()
+    h.position(ES, 2)
+    h.command(ManualLock(1001, timedelta(hours=1)))
+    assert h.order(ES, OrderSide.ASK, size=2)[1] == []               # a take-profit / the close's market order
+    assert h.stop(ES, OrderSide.ASK, 90.0, size=2)[1] == []           # and its protective stop (OCO bracket)
+    assert of(h.order(ES, OrderSide.ASK, size=1)[1], ActionKind.CANCEL_ORDERS)  # 3 to sell on a 2 position
+    assert of(h.order(ES, OrderSide.BID, size=1)[1], ActionKind.CANCEL_ORDERS)  # adds to it

@@ -25,6 +25,7 @@ from risk_manager.domain import (
     LogoutEvent,
     MarketEvent,
     MarketTradeEvent,
+    Order,
     OrderEvent,
     Position,
     PositionEvent,
@@ -53,7 +54,7 @@ from risk_manager.engine.rules import build_rules
 from risk_manager.engine.rules.base import Rule, RuleContext, alert
 from risk_manager.engine.rules.no_stop_loss_grace import ANSWERED, NoStopLossGrace
 from risk_manager.engine.rules.session_block_outside import SessionBlockOutside
-from risk_manager.engine.state import AccountState, Change, ChangeKind, PositionState, is_stop_for, stop_coverage
+from risk_manager.engine.state import AccountState, Change, ChangeKind, PositionState, stop_coverage
 from risk_manager.engine.status import AccountStatus, PositionStatus, RuleStatus
 
 EngineEvent = UserEvent | MarketEvent | LogoutEvent | EngineCommand  # what `Engine.handle` accepts
@@ -388,11 +389,24 @@ class Engine:
         return None
 
     @staticmethod
-    def _protective(acct: AccountState, order: Any) -> bool:
-        """A stop that can only reduce an open position is allowed while locked (it lowers risk)."""
+    def _protective(acct: AccountState, order: Order) -> bool:
+        """An order that can only reduce an open position is allowed while locked: a protective stop, a
+        take-profit, or the market order of a close (enforcement's own flatten must not be cancelled).
+        It must be on the closing side, and the closing-side orders together no larger than the position."""
         pos = acct.positions.get(order.contract_id)
-        return (pos is not None and order.type in STOP_ORDER_TYPES and is_stop_for(order, pos)
-                and stop_coverage(acct.orders, pos) <= pos.size)
+        if pos is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
+            return False
+        side = pos.type.closing_side
+        if order.side != side:
+            return False
+        closing = 0
+        for o in acct.orders.values():
+            if o.contract_id == order.contract_id and o.side == side:
+                if o.type in STOP_ORDER_TYPES:
+                    continue  # stops and targets are alternatives (OCO brackets): count them apart
+                closing += o.size
+        stops = stop_coverage(acct.orders, pos)
+        return closing <= pos.size and stops <= pos.size
 
     def _reenforce(self, acct: AccountState, cause: str) -> list[Action]:
         """Locks imposed with a flatten keep closing what is still open (enforcement may have failed)."""
