@@ -168,3 +168,11 @@ def test_reload_with_new_session_windows_moves_the_session_end_timer() -> None:
     h.engine.update_config(shorter)
     assert h.engine.next_deadline() == utc(2026, 3, 3, 18, 0)
     assert kinds(h.advance_to(utc(2026, 3, 3, 18, 0)))[:3] == ["lock", "cancel_orders", "flatten_account"]
+
+
+def test_rule009_closing_order_after_hours_is_not_a_breach() -> None:
+    h = Harness({"session_block_outside": {"enabled": True, "flatten_at_end": False}})
+    h.position(ES, 2)
+    h.advance_to(utc(2026, 3, 3, 21, 30))
+    assert h.order(ES, OrderSide.ASK, size=2)[1] == []                # the trader closes after hours
+    assert of(h.order(ES, OrderSide.BID, size=1)[1], ActionKind.LOCK)  # but may not add

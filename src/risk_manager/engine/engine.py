@@ -25,7 +25,6 @@ from risk_manager.domain import (
     LogoutEvent,
     MarketEvent,
     MarketTradeEvent,
-    Order,
     OrderEvent,
     Position,
     PositionEvent,
@@ -379,7 +378,7 @@ class Engine:
         order = change.order_appeared
         if change.kind is ChangeKind.ORDER and order is not None:
             locks = self._holding_locks(acct, self._symbol(acct, order.contract_id))
-            if not locks or self._protective(acct, order):
+            if not locks or acct.only_reduces(order):
                 return None
             rules = tuple(sorted({r for lock in locks for r in lock.rules}))
             return [Action(ActionKind.CANCEL_ORDERS, aid, rules,
@@ -387,26 +386,6 @@ class Engine:
                                     str(order.id)),
                            contract_id=order.contract_id, order_id=order.id, message="locked: no new orders")]
         return None
-
-    @staticmethod
-    def _protective(acct: AccountState, order: Order) -> bool:
-        """An order that can only reduce an open position is allowed while locked: a protective stop, a
-        take-profit, or the market order of a close (enforcement's own flatten must not be cancelled).
-        It must be on the closing side, and the closing-side orders together no larger than the position."""
-        pos = acct.positions.get(order.contract_id)
-        if pos is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
-            return False
-        side = pos.type.closing_side
-        if order.side != side:
-            return False
-        closing = 0
-        for o in acct.orders.values():
-            if o.contract_id == order.contract_id and o.side == side:
-                if o.type in STOP_ORDER_TYPES:
-                    continue  # stops and targets are alternatives (OCO brackets): count them apart
-                closing += o.size
-        stops = stop_coverage(acct.orders, pos)
-        return closing <= pos.size and stops <= pos.size
 
     def _reenforce(self, acct: AccountState, cause: str) -> list[Action]:
         """Locks imposed with a flatten keep closing what is still open (enforcement may have failed)."""

@@ -255,6 +255,25 @@ class AccountState:
             if pos is not None and previous.side == pos.type.closing_side:
                 pos.stop_lost_at = now
 
+    def only_reduces(self, order: Order) -> bool:
+        """True when a working order can only reduce an open position: a protective stop, a take-profit,
+        the market order of a close. It is on the closing side, and the closing-side orders together are
+        no larger than the position (stops and the others counted apart, as OCO brackets pair them)."""
+        pos = self.positions.get(order.contract_id)
+        if pos is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
+            return False
+        side = pos.type.closing_side
+        if order.side != side:
+            return False
+        stops = others = 0
+        for o in self.orders.values():
+            if o.contract_id == order.contract_id and o.side == side:
+                if o.type in STOP_ORDER_TYPES:
+                    stops += o.size
+                else:
+                    others += o.size
+        return stops <= pos.size and others <= pos.size
+
     def drop_orders_not_in(self, contract_id: str | None, open_ids: set[int], now: float) -> None:
         """Forget working orders the broker no longer lists (after an `Order/searchOpen`)."""
         for oid in [o.id for o in self.orders.values()
