@@ -129,3 +129,11 @@ def test_update_config_judges_open_positions_again() -> None:
     actions = h.engine.update_config(stricter)
     assert one(actions, ActionKind.CLOSE_POSITION).contract_id == RTY
     assert one(actions, ActionKind.LOCK).symbol == "RTY"
+
+
+def test_lock_says_when_it_ends() -> None:
+    h = Harness({"auth_loss_guard": {"enabled": True}, "symbol_blocks": {"enabled": True, "blocked": ["RTY"]}})
+    h.position(RTY, 1)
+    h.account(can_trade=False)
+    ends = sorted(lock.ends for lock in h.engine.locks(1001))
+    assert ends == ["when RTY leaves the block list", "when the broker reports canTrade: true"]

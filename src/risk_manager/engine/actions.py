@@ -59,6 +59,17 @@ class Lock:
     flatten: bool = False
     by: str = "engine"
 
+    @property
+    def ends(self) -> str:
+        """When the lock ends, in words for the dashboard: a time or the condition that ends it."""
+        if self.until is not None:
+            return format_time(self.until)
+        if self.kind is LockKind.UNTIL_CAN_TRADE:
+            return "when the broker reports canTrade: true"
+        if self.kind is LockKind.SYMBOL:
+            return f"when {self.symbol} leaves the block list"
+        return "when no further session opens within a year" if self.kind is LockKind.UNTIL_SESSION else "never"
+
     def applies_to(self, symbol: str | None) -> bool:
         return self.symbol is None or (symbol is not None and symbol.upper() == self.symbol)
 
@@ -67,6 +78,7 @@ class Lock:
             "account_id": self.account_id, "kind": self.kind.value, "reason": self.reason,
             "start": format_time(self.start), "until": None if self.until is None else format_time(self.until),
             "symbol": self.symbol, "rules": list(self.rules), "flatten": self.flatten, "by": self.by,
+            "ends": self.ends,
         }
 
     @classmethod
