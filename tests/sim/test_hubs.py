@@ -103,7 +103,7 @@ async def test_pysignalr_market_hub_with_bearer_header(sim: Simulator) -> None:
     try:
         await _wait_for(lambda: len(quotes) >= 1)  # the latest quote right after subscribing
         sim.market.set_quote("MNQ", 21000.0)
-        await _wait_for(lambda: len(quotes) >= 2)
+        await _wait_for(lambda: quotes[-1][1]["lastPrice"] == 21000.0)
         event = decode_market_event("GatewayQuote", quotes[-1])
         assert event.contract_id == MNQ
         assert event.quote.last_price == 21000.0 and event.quote.best_bid == 20999.75  # type: ignore[union-attr]
@@ -188,6 +188,8 @@ async def test_subscription_errors_complete_with_error(sim: Simulator) -> None:
     await hub.close()
     market = await RawHub.connect(sim.market_hub_url, await _token(sim))
     await market.invoke("SubscribeContractQuotes", "CON.F.US.NOPE.Z26", invocation_id="c")
+    assert "not found" in (await market.next())["error"]
+    await market.invoke("SubscribeContractQuotes", "MNQ", invocation_id="d")  # a symbol is not a contract id
     assert "not found" in (await market.next())["error"]
     await market.close()
 

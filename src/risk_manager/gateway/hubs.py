@@ -469,15 +469,29 @@ class HubConnection:
                 await ws.close()
                 return
 
+    async def drain(self, timeout_s: float = 1.0) -> bool:
+        """Wait until every event received so far has been handled (False if `timeout_s` ran out).
+        Do not await this from inside an event handler: the dispatcher is busy with that handler."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+        except TimeoutError:
+            log_event(log, "hub_drain_timeout", logging.WARNING, hub=self.name, queued=self._queue.qsize())
+            return False
+        return True
+
     async def _dispatch(self) -> None:
         while True:
             event = await self._queue.get()
-            for handler in list(self._handlers):
-                try:
-                    await handler(event)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # one handler's bug must not stop the event stream
-                    self.stats.handler_errors += 1
-                    log_event(log, "hub_handler_failed", logging.ERROR, hub=self.name,
-                              event_type=type(event).__name__, error=repr(exc))
+            try:
+                for handler in list(self._handlers):
+                    try:
+                        await handler(event)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # one handler's bug must not stop the event stream
+                        self.stats.handler_errors += 1
+                        log_event(log, "hub_handler_failed", logging.ERROR, hub=self.name,
+                                  event_type=type(event).__name__, error=repr(exc))
+            finally:
+                self._queue.task_done()

@@ -12,9 +12,11 @@ positions → account):
 - an order gone from the working list: an `OrderEvent` with its real final status from `Order/search`;
 - changed or new positions / working orders / account balance or `canTrade`: their current state.
 
-Then it signals "state fresh" (`fresh`, `on_fresh`, `wait_fresh`). If user-hub events arrived
-while the snapshot was being taken, the pass is repeated (up to 3 times) so an older snapshot never
-overwrites a newer event. Passes are at least `stateReconciliation.minInterval` apart (a request
+Then it signals "state fresh" (`fresh`, `on_fresh`, `wait_fresh`). Before the snapshot the
+user hub's queue is drained (the view includes everything received so far); if user-hub events
+arrived while the snapshot was being taken, the pass is repeated (up to 3 times) so an older
+snapshot does not overwrite a newer event. Call `reconcile()` from outside hub event handlers
+(inside one, use `request()`). Passes are at least `stateReconciliation.minInterval` apart (a request
 inside the interval is deferred, never dropped). While the user hub stays down longer than
 `pollAfter`, open positions and orders are polled every `pollInterval` (through the client, so
 within the rate limit) and their changes emitted, until the hub is back.
@@ -257,11 +259,12 @@ class Reconciler:
             events: list[UserEvent] = []
             while True:
                 passes += 1
+                if self._hub is not None:
+                    await self._hub.drain()  # the view includes every event received before the snapshot
                 before = self._activity()
                 snapshot = await self._snapshot()
                 if self._activity() != before and passes < _MAX_PASSES:
-                    await asyncio.sleep(0)  # let the dispatcher apply what arrived, then look again
-                    continue
+                    continue  # live events arrived meanwhile: they may be newer than the snapshot
                 events = self._diff(snapshot)
                 break
             if events:

@@ -105,7 +105,7 @@ class Market:
         price = round_to_tick(entry.reference_price, tick)
         cid = entry.contract.id
         self._quotes[cid] = QuoteState(entry, price, round_to_tick(price - tick, tick),
-                                       round_to_tick(price + tick, tick), price, price, price, 0, now)
+                                       round_to_tick(price + tick, tick), price, price, price, 0, now, sent_at=now)
         self._rngs[cid] = random.Random(self._seed * 1_000_003 + zlib.crc32(cid.encode()))
 
     def entry(self, symbol_or_contract_id: str) -> CatalogueEntry:
@@ -182,6 +182,7 @@ class Market:
         for cid in contract_ids:
             state = self._quotes.get(cid)
             if state is not None and (state.sent_at is None or now - state.sent_at >= older_than):
+                # (subscribers got the quote on subscribing; this keeps market data flowing afterwards)
                 state.sent_at = now
                 self._listener(MarketUpdate(cid, state.to_quote(), None, ()))
 
@@ -203,7 +204,10 @@ class Market:
             bar_end = t + step
             if t < end and (include_partial or bar_end <= now):
                 bars.append(self._bar(entry, t, step))
-            t -= step
+            try:
+                t -= step
+            except OverflowError:  # walked back past year 1
+                break
         return bars
 
     def _price_at(self, entry: CatalogueEntry, when: datetime) -> float:

@@ -84,8 +84,9 @@ class Simulator:
         return self.rest.visible_accounts(user)
 
     def _contract_id_of(self, key: str) -> str | None:
+        """The contract id named by a hub subscription: an exact id in any case, never a symbol."""
         entry = self.catalogue.find(key)
-        return None if entry is None else entry.contract.id
+        return entry.contract.id if entry is not None and entry.contract.id.lower() == key.lower() else None
 
     def _snapshot_quote(self, contract_id: str) -> MarketUpdate:
         return MarketUpdate(contract_id, self.market.state(contract_id).to_quote(), None, ())
@@ -177,13 +178,18 @@ class Simulator:
                                      self.hubs.subscribed_contracts())
         self.broker.step()
 
+    @property
+    def busy(self) -> bool:
+        """True while a REST request is in flight or a hub record is queued or being written."""
+        return bool(self.rest.in_flight) or self.hubs.busy
+
     async def wait_quiet(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - the brief's API
         """Return once no REST request is in flight and no hub message is queued or being written."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         calm = 0
         while calm < 3:  # quiet on three consecutive loop turns: nothing was about to start
-            if self.rest.in_flight or self.hubs.busy:
+            if self.busy:
                 calm = 0
                 if loop.time() >= deadline:
                     raise TimeoutError(f"simulator not quiet after {timeout}s: {self.rest.in_flight} request(s) in "
