@@ -196,3 +196,17 @@ async def test_daemon_down_store_fallback_then_restart(tmp_path: Path) -> None:
         finally:
             await desk.server.aclose()
         await until(pilot, lambda: "DAEMON NOT REACHABLE" in text_of(app, "banner"))
+
+
+async def test_a_lock_ended_by_a_condition_says_so(tmp_path: Path) -> None:
+    desk = await Desk(tmp_path / "dashboard.token", {"auth_loss_guard": {"enabled": True}}).start()
+    try:
+        desk.record(desk.h.account(can_trade=False))
+        desk.publish()
+        app = app_for(desk, bell=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "LOCKED until_can_trade" in text_of(app, "locks"))
+            assert "ends when the broker reports canTrade: true" in text_of(app, "locks")
+            assert "broker: cannot trade" in text_of(app, "summary")
+    finally:
+        await desk.server.aclose()

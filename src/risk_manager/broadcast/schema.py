@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from risk_manager.domain import Order, OrderSide
-from risk_manager.engine.actions import Action, Lock, LockKind
+from risk_manager.engine.actions import Action, Lock
 from risk_manager.engine.status import AccountStatus
 
 SCHEMA_VERSION = 1
@@ -35,16 +35,6 @@ Freshness = Literal["fresh", "stale"]
 # Hub states (`risk_manager.gateway.hubs.HubState`) → the dashboard's three connection states.
 _CONNECTION_OF = {"connected": "connected", "connecting": "reconnecting", "reconnecting": "reconnecting",
                   "disconnected": "disconnected"}
-
-# What ends a lock that has no `until` (rules.md § Locks).
-_ENDS_WHEN = {
-    LockKind.UNTIL_CAN_TRADE: "the broker lets the account trade again (canTrade)",
-    LockKind.SYMBOL: "the symbol is removed from symbol_blocks in the config",
-    LockKind.MANUAL: "an admin clears it (risk-manager admin unlock)",
-    LockKind.UNTIL_RESET: "the daily reset",
-    LockKind.UNTIL_SESSION: "the next session opens",
-    LockKind.COOLDOWN: "the cooldown ends",
-}
 
 _TIME = TypeAdapter(datetime)
 
@@ -101,7 +91,7 @@ class LockSnap(_Model):
     rules: list[str]
     start: datetime
     until: datetime | None = Field(description="when the lock ends; null when a condition ends it")
-    ends_when: str = Field(description="what ends the lock, in words")
+    ends_when: str = Field(description="what ends the lock, in words (the end time when `until` is set)")
     symbol: str | None = None
     flatten: bool = False
     by: str = "engine"
@@ -197,7 +187,7 @@ def connection_state(hub_state: str) -> Connection:
 
 def lock_snapshot(lock: Lock) -> LockSnap:
     return LockSnap(kind=lock.kind.value, reason=lock.reason, rules=list(lock.rules), start=lock.start,
-                    until=lock.until, ends_when=_ENDS_WHEN.get(lock.kind, "its condition holds"),
+                    until=lock.until, ends_when=lock.ends,
                     symbol=lock.symbol, flatten=lock.flatten, by=lock.by)
 
 

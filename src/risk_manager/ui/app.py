@@ -327,5 +327,5 @@ class DashboardApp(App[None]):
             if lock.until is not None:
                 lines.append(f"ends in {duration((lock.until - now).total_seconds())}", style="bold")
             else:
-                lines.append(f"ends when {lock.ends_when}", style="bold")
+                lines.append(f"ends {lock.ends_when}", style="bold")
         locks.update(lines)

@@ -26,7 +26,12 @@ RECENT = 20
 
 
 def _lock(record: LockRecord) -> LockSnap:
-    ends_when = record.condition or ("an admin clears it" if record.kind == LockKind.MANUAL.value else "its end time")
+    if record.until is not None:
+        ends_when = record.until.isoformat()
+    elif record.condition:
+        ends_when = f"when {record.condition}"
+    else:
+        ends_when = "when an admin clears it" if record.kind == LockKind.MANUAL.value else "never"
     return LockSnap(kind=record.kind, reason=record.reason, rules=list(record.rules), start=record.start,
                     until=record.until, ends_when=ends_when, symbol=record.symbol, flatten=record.flatten,
                     by=record.created_by)
