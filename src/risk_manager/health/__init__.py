@@ -21,6 +21,7 @@ from risk_manager.health.config import (
     read_health_config,
 )
 from risk_manager.health.metrics import Metrics
+from risk_manager.health.probe import ReadinessProbe, probe_ready
 from risk_manager.health.readiness import LivenessMonitor, ReadinessBoard, ReadyState
 from risk_manager.health.server import HealthServer, HealthServerError
 
@@ -33,8 +34,10 @@ __all__ = [
     "LivenessMonitor",
     "Metrics",
     "ReadinessBoard",
+    "ReadinessProbe",
     "ReadyState",
     "load_health_config",
+    "probe_ready",
     "read_config_section",
     "read_health_config",
 ]
