@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from risk_manager.health import HealthConfigError, ReadinessBoard, load_health_config, read_health_config
+from risk_manager.health import (
+    ConfigFileError,
+    HealthConfigError,
+    ReadinessBoard,
+    load_health_config,
+    read_health_config,
+)
 
 
 def test_accounts_need_their_hubs_and_a_fresh_state() -> None:
@@ -51,8 +57,8 @@ def test_health_config(tmp_path: Path) -> None:
     with pytest.raises(HealthConfigError, match=r"c\.yaml: health\.prot: Extra inputs are not permitted"):
         load_health_config({"prot": 1}, source="c.yaml")
     (tmp_path / "config.yaml").write_text("health: [1]\n")
-    with pytest.raises(HealthConfigError, match="health: must be a mapping"):
+    with pytest.raises(ConfigFileError, match="health: must be a mapping"):
         read_health_config(tmp_path)
     (tmp_path / "config.yaml").write_text("health: {port: [\n")
-    with pytest.raises(HealthConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigFileError, match="not valid YAML"):
         read_health_config(tmp_path)

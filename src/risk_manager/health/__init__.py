@@ -14,6 +14,7 @@ async with HealthServer("127.0.0.1", 8766, live=tasks, ready=board, metrics=metr
 
 from risk_manager.health.config import (
     DEFAULT_PORT,
+    ConfigFileError,
     HealthConfig,
     HealthConfigError,
     load_health_config,
@@ -27,6 +28,7 @@ from risk_manager.health.server import HealthServer, HealthServerError
 
 __all__ = [
     "DEFAULT_PORT",
+    "ConfigFileError",
     "HealthConfig",
     "HealthConfigError",
     "HealthServer",

@@ -24,13 +24,17 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8766
 
 
-class HealthConfigError(ValueError):
-    """An invalid `health:` section or an unreadable config file; the message names the file and key."""
+class ConfigFileError(ValueError):
+    """`config.yaml` cannot be read or a section of it is invalid; the message names the file and key."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class HealthConfigError(ConfigFileError):
+    """The `health:` section is invalid."""
 
 
 def check_loopback(host: str) -> str:
@@ -73,7 +77,7 @@ def load_health_config(data: Mapping[str, Any] | None, *, source: str = "config"
 
 def read_config_section(config_dir: Path, key: str) -> tuple[Mapping[str, Any] | None, str]:
     """The `key:` mapping of `<config_dir>/config.yaml` (None when the file or the key is absent), and the
-    file's path for messages. An unreadable or malformed file raises `HealthConfigError`."""
+    file's path for messages. An unreadable or malformed file raises `ConfigFileError`."""
     path = config_dir / CONFIG_FILE
     source = str(path)
     try:
@@ -81,19 +85,19 @@ def read_config_section(config_dir: Path, key: str) -> tuple[Mapping[str, Any] |
     except FileNotFoundError:
         return None, source
     except OSError as exc:
-        raise HealthConfigError(source, [f"cannot read the file ({exc.strerror}); run the command as a user "
+        raise ConfigFileError(source, [f"cannot read the file ({exc.strerror}); run the command as a user "
                                          "who may read it (the system config is readable by root only)"]) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise HealthConfigError(source, [f"not valid YAML: {exc}"]) from None
+        raise ConfigFileError(source, [f"not valid YAML: {exc}"]) from None
     if document is None:
         return None, source
     if not isinstance(document, Mapping):
-        raise HealthConfigError(source, ["the top level must be a mapping of sections (api:, notifications:, ...)"])
+        raise ConfigFileError(source, ["the top level must be a mapping of sections (api:, notifications:, ...)"])
     section = document.get(key)
     if section is not None and not isinstance(section, Mapping):
-        raise HealthConfigError(source, [f"{key}: must be a mapping, got {type(section).__name__}"])
+        raise ConfigFileError(source, [f"{key}: must be a mapping, got {type(section).__name__}"])
     return section, source
 
 
