@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from risk_manager.health.config import DEFAULT_HOST, DEFAULT_PORT, HealthConfigError, read_health_config
+from risk_manager.health.config import DEFAULT_HOST, DEFAULT_PORT, ConfigFileError, read_health_config
 from risk_manager.health.probe import probe_ready
 from risk_manager.logs import configure_logging
 from risk_manager.security.admin_directory import AdminDirectory
@@ -74,7 +74,7 @@ def _refusals() -> Iterator[None]:
     except (WrongPasswordError, PasswordBackoffError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(3) from None
-    except (SecurityError, ServiceError, HealthConfigError, ValueError) as exc:
+    except (SecurityError, ServiceError, ConfigFileError, ValueError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
@@ -228,7 +228,7 @@ def status(
     if port is None:
         try:
             health = read_health_config(directory)
-        except HealthConfigError as exc:
+        except ConfigFileError as exc:
             health, note = None, f" (config not read: {exc}; assumed port {DEFAULT_PORT})"
         if health is not None and not health.enabled:
             _say(f"health: disabled in {directory / 'config.yaml'} (health.enabled: false)")
