@@ -134,6 +134,16 @@ def test_clear_refusals(tmp_path: Path, admin_dir: Path, monkeypatch: pytest.Mon
     result = service(admin_dir, "", "start", "--user", "--password-stdin")
     assert result.exit_code == 1 and "stdin ended before the admin password was given" in result.stderr
 
+    def unreadable(_self: AdminDirectory, _password: str) -> None:  # a non-root user on /etc/risk-manager
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AdminDirectory, "unlock", unreadable)
+        result = service(admin_dir, f"{ADMIN_PW}\n", "start", "--password-stdin")
+    assert result.exit_code == 1
+    assert "(Permission denied): the system service's config belongs to root; run the command with sudo" in (
+        result.stderr)
+
     monkeypatch.setattr(service_cmd, "PLATFORM", "darwin")
     result = service(admin_dir, f"{ADMIN_PW}\n", "start", "--password-stdin")
     assert result.exit_code == 1 and "Linux (systemd) and Windows, not on darwin" in result.stderr

@@ -103,7 +103,12 @@ def _config_dir(config: Path | None, mode: ServiceMode) -> Path:
 
 def _authorised(config: Path, password_stdin: bool) -> AdminDirectory:
     directory = AdminDirectory(AdminPaths(config))
-    directory.unlock(SecretReader(password_stdin).read("Admin password: ", "admin password"))
+    password = SecretReader(password_stdin).read("Admin password: ", "admin password")
+    try:
+        directory.unlock(password)
+    except PermissionError as exc:
+        raise ServiceError(f"cannot read the admin files in {config} ({exc.strerror}): the system service's "
+                           "config belongs to root; run the command with sudo") from None
     return directory
 
 
