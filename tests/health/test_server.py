@@ -105,6 +105,8 @@ async def test_liveness_names_the_task_that_ended(caplog: pytest.LogCaptureFixtu
         keep.cancel()
         await asyncio.sleep(0)
         assert (await http.get("/health/live")).json()["reasons"] == ["task engine-worker cancelled"]
+        monitor.forget_all()
+        assert (await http.get("/health/live")).status_code == 200
         starting = await http.get("/health/ready")
         assert starting.status_code == 503
         assert starting.json()["reasons"] == ["nothing to protect yet: the daemon is starting"]

@@ -178,6 +178,11 @@ class LivenessMonitor:
         self._tasks.pop(name, None)
         self._ended.pop(name, None)
 
+    def forget_all(self) -> None:
+        """At shutdown, before the daemon cancels its tasks: their ending is then expected, not logged."""
+        self._tasks.clear()
+        self._ended.clear()
+
     def _on_done(self, name: str, task: asyncio.Task[Any]) -> None:
         if self._tasks.get(name) is not task:
             return  # forgotten or replaced
