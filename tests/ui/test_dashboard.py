@@ -210,3 +210,15 @@ async def test_a_lock_ended_by_a_condition_says_so(tmp_path: Path) -> None:
             assert "broker: cannot trade" in text_of(app, "summary")
     finally:
         await desk.server.aclose()
+
+
+async def test_an_unreadable_store_is_said(tmp_path: Path) -> None:
+    token_file = tmp_path / "dashboard.token"
+    server = BroadcastServer("127.0.0.1", 0, token_file=token_file)
+    await server.start()
+    url = server.url
+    await server.aclose()
+    app = DashboardApp(url, lambda: read_token_file(token_file), db=tmp_path / "missing.db", bell=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "missing.db unreadable" in text_of(app, "banner"))
+        assert "DAEMON NOT REACHABLE" in text_of(app, "banner") and app.is_running

@@ -123,7 +123,7 @@ class DashboardApp(App[None]):
                 while True:
                     self.show(await self._feed.next())
             except BroadcastError as exc:  # unreachable, token refused or unreadable, protocol
-                self._down(str(exc), attempt)
+                await self._down(str(exc), attempt)
             finally:
                 if self._feed is not None:
                     await self._feed.aclose()
@@ -134,21 +134,21 @@ class DashboardApp(App[None]):
             self._draw_banner()
             await asyncio.sleep(delay)
 
-    def _down(self, why: str, attempt: int) -> None:
+    async def _down(self, why: str, attempt: int) -> None:
         was_live = self.link == "live"
         self.link, self.link_detail = "down", why
         if was_live or attempt == 0:
             log_event(log, "dashboard_daemon_unreachable", logging.WARNING, url=self.url, reason=why)
         if self.db is not None:
-            self._load_store()
+            await self._load_store()
         elif self.snapshot is not None and self.snapshot.source == "daemon":
             self._redraw()  # keep the last picture, marked as not live in the banner
 
-    def _load_store(self) -> None:
+    async def _load_store(self) -> None:
         assert self.db is not None
         now = self._daemon_now() or datetime.now().astimezone()
         try:
-            data = store_snapshot(self.db, now)
+            data = await asyncio.to_thread(store_snapshot, self.db, now)  # sqlite: off the UI loop
         except (StoreError, OSError) as exc:
             self.link_detail += f"; store {self.db} unreadable: {exc}"
             log_event(log, "dashboard_store_unreadable", logging.WARNING, path=str(self.db), error=str(exc))
