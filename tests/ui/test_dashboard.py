@@ -222,3 +222,18 @@ async def test_an_unreadable_store_is_said(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "missing.db unreadable" in text_of(app, "banner"))
         assert "DAEMON NOT REACHABLE" in text_of(app, "banner") and app.is_running
+
+
+async def test_session_state_and_its_countdown(tmp_path: Path) -> None:
+    desk = await Desk(tmp_path / "dashboard.token", {"session_block_outside": {"enabled": True}}).start()
+    try:
+        desk.record(desk.h.account())
+        desk.publish()
+        app = app_for(desk, bell=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "session open (closes in 6h 00m" in text_of(app, "summary"))
+            desk.advance(6 * 3600 + 60)  # past 15:00 Chicago: closed, opens again tomorrow 08:30
+            desk.publish()
+            await until(pilot, lambda: "session closed (opens in 17h 29m" in text_of(app, "summary"))
+    finally:
+        await desk.server.aclose()
