@@ -163,6 +163,9 @@ async def test_unexpected_content_is_ignored_and_the_app_lives_on(desk: Desk) ->
         desk.publish()
         await until(pilot, lambda: rows_of(app, "positions-table") == [])
         assert app.is_running and "● daemon" in text_of(app, "banner")
+        await desk.server.aclose()  # the daemon stops: the last picture stays, marked as such
+        await until(pilot, lambda: "LAST KNOWN (daemon unreachable)" in text_of(app, "summary"))
+        assert "showing the last picture received (not live)" in text_of(app, "banner")
 
 
 async def test_daemon_down_store_fallback_then_restart(tmp_path: Path) -> None:
@@ -196,6 +199,7 @@ async def test_daemon_down_store_fallback_then_restart(tmp_path: Path) -> None:
         finally:
             await desk.server.aclose()
         await until(pilot, lambda: "DAEMON NOT REACHABLE" in text_of(app, "banner"))
+        await until(pilot, lambda: "showing the store read-only" in text_of(app, "banner"))
 
 
 async def test_a_lock_ended_by_a_condition_says_so(tmp_path: Path) -> None:

@@ -72,7 +72,6 @@ class DashboardApp(App[None]):
         self.selected = 0
         self.link = "connecting"  # connecting | live | down
         self.link_detail = ""
-        self.rendered = 0        # snapshots drawn (tests wait on it)
         self._received = time.monotonic()
         self._seen: set[tuple[str, ...]] = set()
         self._flash_until = 0.0
@@ -169,7 +168,6 @@ class DashboardApp(App[None]):
         self.selected = self.account_ids.index(current) if current in self.account_ids else 0
         self._notice_new(snapshot, quiet=first)
         self._redraw()
-        self.rendered += 1
 
     def _notice_new(self, snapshot: Snapshot, *, quiet: bool) -> None:
         fresh: list[str] = []
@@ -286,6 +284,8 @@ class DashboardApp(App[None]):
             locks.update("")
             return
         text = Text()
+        if self.link != "live" and self.snapshot is not None and self.snapshot.source == "daemon":
+            text.append("LAST KNOWN (daemon unreachable)  ", style="bold yellow")
         text.append(f"{acct.name or 'account'} ({acct.account_id})", style="bold")
         text.append("  ")
         conn_style = {"connected": "green", "reconnecting": "yellow", "disconnected": "red"}[acct.connection]
