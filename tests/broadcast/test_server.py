@@ -164,7 +164,7 @@ async def test_a_stuck_client_is_dropped_and_never_slows_the_publisher(desk: Des
             if server.dropped:
                 break
         assert server.dropped == 1 and server.clients == 1
-        assert worst < 0.05, f"publish took {worst * 1000:.1f} ms"
+        assert worst < 0.1, f"publish took {worst * 1000:.1f} ms"
         assert any("broadcast_client_dropped" in r.getMessage() for r in caplog.records)
         stuck.transport.resume_reading()
         with pytest.raises(ConnectionClosed) as closed:
