@@ -158,14 +158,14 @@ class RulesDocument:
         path = section_path(section) + parts
         node: Any = self.data
         for depth, part in enumerate(path[:-1]):
-            node = self._child(node, part, path[:depth + 1])
+            node = self._child(node, part, path[:depth + 1], path[depth + 1])
         self._assign(node, path[-1], value, path)
 
     def enable(self, rule: str, enabled: bool) -> None:
         self.set(rule_key(rule), "enabled", enabled)
 
     @staticmethod
-    def _child(node: Any, part: str, where: list[str]) -> Any:
+    def _child(node: Any, part: str, where: list[str], next_part: str) -> Any:
         if isinstance(node, CommentedSeq):
             index = _index(part, node, where)
             return node[index]
@@ -177,6 +177,9 @@ class RulesDocument:
             if child is not None:
                 raise KeyPathError(f"{'.'.join(where)} is a single value ({child!r}), not a block with keys",
                                    f"set {'.'.join(where)} itself")
+            if next_part.isdigit():
+                raise KeyPathError(f"{'.'.join(where)} is not in the file, so it has no item {next_part}",
+                                   f"set the whole list, e.g. {where[-1]} '[...]' (see `rules show`)")
             child = CommentedMap()
             node[part] = child
         return child
