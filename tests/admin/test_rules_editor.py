@@ -15,7 +15,7 @@ from risk_manager.admin.rules_file import RulesDocument, parse_value, rule_key
 from risk_manager.domain import VirtualClock
 from risk_manager.engine.errors import ConfigError
 from risk_manager.security.audit_file import AuditFile
-from risk_manager.store import LockRecord, Store
+from risk_manager.store import LockRecord, Store, StoreError
 from tests.admin.conftest import RISK_YAML
 
 
@@ -200,3 +200,17 @@ async def test_the_database_path_comes_from_config_yaml(risk_dir: Path, clock: V
     files = DaemonFiles.resolve(risk_dir)
     assert files.database == risk_dir / "data" / "other.db"
     assert files.risk_file == risk_dir / "rules" / "mine.yaml"
+
+
+def test_an_item_of_a_list_that_is_not_in_the_file_is_refused_with_a_hint() -> None:
+    document = RulesDocument(Path("risk.yaml"), RISK_YAML)
+    with pytest.raises(KeyPathError, match=r"sessions is not in the file.*set the whole list"):
+        document.set("session_block_outside", "sessions.0.end", "14:00")
+
+
+def test_an_unreadable_store_fails_closed(risk_dir: Path, clock: VirtualClock) -> None:
+    database = risk_dir / "state" / "risk.db"
+    database.parent.mkdir()
+    database.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError):
+        active_locks(database, clock)

@@ -152,7 +152,7 @@ class RulesDocument:
 
     def set(self, section: str, key: str, value: Any) -> None:
         """Set `key` (dots for nested keys, numbers for list items) in a rule block or section."""
-        parts = [p for p in key.split(".")]
+        parts = key.split(".")
         if not key or any(not p for p in parts):
             raise KeyPathError(f"{key!r} is not a key path", "write keys with dots, e.g. cooldowns.per_minute")
         path = section_path(section) + parts
