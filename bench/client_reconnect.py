@@ -8,7 +8,8 @@ returns, so two profiles are reported:
 - seed defaults (`delays [0, 2000, 10000, ...]`, `resubscribeDelay 1000`): the next attempt after
   a 1 s cut comes ~2 s after the cut started;
 - tight (`delays [0, 100, 200, 400]`, `resubscribeDelay 0`).
-Plus the client's own part: from the socket open of the successful attempt to "fresh".
+Plus the client's own part: from the socket open of the successful attempt to "fresh", and a cold
+start-up (login, both hubs connected and subscribed, first reconciliation).
 `minInterval` is 0 here so back-to-back rounds are not deferred.
 """
 
@@ -91,7 +92,42 @@ async def _rounds(signalr: dict[str, Any], progress: Progress, label: str) -> tu
         await sim.stop()
 
 
+async def _startups(rounds: int) -> list[float]:
+    """Login + both hubs connected and subscribed + first reconciliation, from a cold client."""
+    times = []
+    sim = Simulator(SimConfig(seed=1, quote_feed="scripted"))
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            config = GatewayConfig.for_server(sim.base_url, {"authentication": {"storage": {"type": "memory"}}})
+            client = GatewayClient(config, "bench", "bench-key-123")
+            mirror = AccountMirror(1001)
+
+            async def apply(events: Sequence[UserEvent], mirror: AccountMirror = mirror) -> None:
+                for event in events:
+                    mirror.apply(event)
+
+            reconciler = Reconciler(client, [1001], view=lambda _a, mirror=mirror: mirror, emit=apply)
+            try:
+                await client.start(connect_hubs=False)
+                reconciler.attach(client.user_hub)
+                await client.user_hub.subscribe_account(1001)
+                await client.market_hub.subscribe_quotes(sim.broker.contract("ES").id)
+                await client.start_hubs()
+                await reconciler.wait_fresh(10)
+                times.append(time.perf_counter() - started)
+            finally:
+                await reconciler.aclose()
+                await client.aclose()
+    finally:
+        await sim.stop()
+    return times
+
+
 def run(progress: Progress) -> list[Figure]:
+    progress("start-up")
+    startups = asyncio.run(_startups(7))
     tight, tight_own = asyncio.run(_rounds({"reconnection": {"delays": [0, 100, 200, 400], "jitter": 0.1},
                                             "subscriptions": {"resubscribeDelay": 0}}, progress, "tight"))
     seed, _seed_own = asyncio.run(_rounds({}, progress, "seed defaults"))
@@ -102,4 +138,6 @@ def run(progress: Progress) -> list[Figure]:
                note="next attempt at 2 s (+20 % jitter), then resubscribeDelay 1 s"),
         Figure("reconnected+resubscribed → fresh (REST snapshot + diff), p50", median(tight_own) * 1000, "ms"),
         Figure("reconnected+resubscribed → fresh, p90", percentile(tight_own, 90) * 1000, "ms"),
+        Figure("start-up: login, hubs subscribed, first reconciliation, median", median(startups) * 1000, "ms",
+               target=1000.0, note="the gateway's share of the daemon's start-up to 'protecting'"),
     ]

@@ -235,3 +235,51 @@ async def test_encrypted_token_file_with_the_simulator(sim: Any, tmp_path: Any) 
     await third.aclose()
     assert logins() == 2
     assert EncryptedTokenStore(path, key).load("demo") is not None  # rewritten with the new token
+
+
+async def test_random_faults_never_duplicate_an_order(sim: Any) -> None:
+    import random
+
+    from risk_manager.gateway import OrderOutcomeUnknownError
+
+    rng = random.Random(7)
+    es = sim.broker.contract("ES")
+    price = es_price(sim)
+    async with client_for(sim, orderManagement={"verification": {"timeout": 300}}) as client:
+        for i in range(20):
+            fault = rng.choice(["none", "lose", "503", "429"])
+            if fault == "lose":
+                sim.faults.lose_responses(1)
+            elif fault in ("503", "429"):
+                sim.faults.http_errors(int(fault), 1)
+            key = f"chaos-{i}"
+            try:
+                result = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                                  idempotency_key=key, limit_price=price - 40 - i)
+            except OrderOutcomeUnknownError:
+                result = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                                  idempotency_key=key, limit_price=price - 40 - i)
+            assert result.ok, (fault, result)
+            sim.faults.clear()
+    tags = [o.custom_tag for o in sim.broker.orders(ACCOUNT)]
+    assert sorted(tags) == sorted(custom_tag_for(f"chaos-{i}") for i in range(20))
+    assert sim.recorder.duplicate_orders == []
+
+
+async def test_timeout_then_same_key_finds_the_late_order(sim: Any) -> None:
+    from risk_manager.gateway import OrderOutcomeUnknownError
+
+    es = sim.broker.contract("ES")
+    price = es_price(sim)
+    async with client_for(sim, api={"timeout": 300}, orderManagement={"verification": {"timeout": 300}}) as client:
+        sim.faults.latency(rest_ms=600)  # every answer, the verification queries' too, comes too late
+        with pytest.raises(OrderOutcomeUnknownError, match="check the account"):
+            await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                     idempotency_key="slow-1", limit_price=price - 30)
+        sim.faults.clear()
+        await asyncio.sleep(0.7)  # the first request is executed late
+        again = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                         idempotency_key="slow-1", limit_price=price - 30)
+        assert again.ok and again.order_id is not None
+    tagged = [o for o in sim.broker.orders(ACCOUNT) if o.custom_tag == custom_tag_for("slow-1")]
+    assert len(tagged) == 1 and tagged[0].id == again.order_id

@@ -143,6 +143,7 @@ class HubConnection:
         self._last_received = 0.0
         self._last_market_event = 0.0
         self._warned_targets: set[str] = set()
+        self._closing: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------------------- observation
     @property
@@ -208,7 +209,7 @@ class HubConnection:
         """Close the current connection (it reconnects with backoff); for health checks and tests."""
         ws = self._ws
         if ws is not None:
-            asyncio.get_running_loop().create_task(ws.close())
+            self._closing = asyncio.get_running_loop().create_task(ws.close())
 
     # ----------------------------------------------------------------------------- subscriptions
     async def subscribe(self, method: str, *args: Any) -> None:
@@ -335,8 +336,12 @@ class HubConnection:
                 if resubscribe_delay and self._config.subscriptions.resubscribe_delay:
                     await asyncio.sleep(self._config.subscriptions.resubscribe_delay / 1000.0)
                 if self._config.subscriptions.auto_resubscribe or not resubscribe_delay:
-                    for method, args in list(self._subscriptions):
-                        await self.invoke(method, *args)
+                    # Until none is left: a subscribe() made while we resubscribe is not lost.
+                    sent: set[tuple[str, tuple[Any, ...]]] = set()
+                    while pending := [key for key in self._subscriptions if key not in sent]:
+                        for method, args in pending:
+                            await self.invoke(method, *args)
+                            sent.add((method, args))
                 self.stats.connects += 1
                 if resubscribe_delay:
                     self.stats.reconnects += 1
@@ -464,15 +469,29 @@ class HubConnection:
                 await ws.close()
                 return
 
+    async def drain(self, timeout_s: float = 1.0) -> bool:
+        """Wait until every event received so far has been handled (False if `timeout_s` ran out).
+        Do not await this from inside an event handler: the dispatcher is busy with that handler."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+        except TimeoutError:
+            log_event(log, "hub_drain_timeout", logging.WARNING, hub=self.name, queued=self._queue.qsize())
+            return False
+        return True
+
     async def _dispatch(self) -> None:
         while True:
             event = await self._queue.get()
-            for handler in list(self._handlers):
-                try:
-                    await handler(event)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # one handler's bug must not stop the event stream
-                    self.stats.handler_errors += 1
-                    log_event(log, "hub_handler_failed", logging.ERROR, hub=self.name,
-                              event_type=type(event).__name__, error=repr(exc))
+            try:
+                for handler in list(self._handlers):
+                    try:
+                        await handler(event)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # one handler's bug must not stop the event stream
+                        self.stats.handler_errors += 1
+                        log_event(log, "hub_handler_failed", logging.ERROR, hub=self.name,
+                                  event_type=type(event).__name__, error=repr(exc))
+            finally:
+                self._queue.task_done()
