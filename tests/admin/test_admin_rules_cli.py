@@ -168,3 +168,17 @@ async def test_audit_merges_admin_file_store_audit_and_enforcement(config_dir: P
     assert "lock.manual" not in recent.stdout
     bad = admin(config_dir, PW, "audit", "--since", "yesterday-ish")
     assert bad.exit_code == 1 and "--since 'yesterday-ish'" in bad.stderr
+
+
+def test_unset_brings_the_default_back(config_dir: Path) -> None:
+    result = admin(config_dir, PW, "rules", "unset", "max_contracts", "limit")
+    assert result.exit_code == 1  # max_contracts is enabled: its limit is required
+    assert "rules.max_contracts: limit is required when the rule is enabled" in result.stderr
+    assert admin(config_dir, PW, "rules", "set", "max_contracts", "count_type", "net").exit_code == 0
+    unset = admin(config_dir, PW, "rules", "unset", "max_contracts", "count_type", "--reason", "back to gross")
+    assert unset.exit_code == 0, unset.output
+    assert "rules.max_contracts.count_type: net → gross" in unset.stdout
+    assert (config_dir / "risk.yaml").read_text() == RISK_YAML
+    again = admin(config_dir, PW, "rules", "unset", "max_contracts", "count_type")
+    assert again.exit_code == 1 and "does not set rules.max_contracts.count_type" in again.stderr
+    assert audit_whats(config_dir)[-2:] == ["rules.set", "rules.unset"]

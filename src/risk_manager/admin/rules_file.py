@@ -161,6 +161,26 @@ class RulesDocument:
             node = self._child(node, part, path[:depth + 1], path[depth + 1])
         self._assign(node, path[-1], value, path)
 
+    def unset(self, section: str, key: str) -> bool:
+        """Remove `key` so its default applies again; False when the file does not set it."""
+        path = section_path(section) + key.split(".")
+        node: Any = self.data
+        for part in path[:-1]:
+            if isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, CommentedMap) and part in node:
+                node = node[part]
+            else:
+                return False
+        last = path[-1]
+        if isinstance(node, CommentedMap) and last in node:
+            del node[last]
+            return True
+        if isinstance(node, CommentedSeq) and last.isdigit() and int(last) < len(node):
+            del node[int(last)]
+            return True
+        return False
+
     def enable(self, rule: str, enabled: bool) -> None:
         self.set(rule_key(rule), "enabled", enabled)
 

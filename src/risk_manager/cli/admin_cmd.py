@@ -305,6 +305,23 @@ def rules_set(rule: str = typer.Argument(..., help="A rule (daily_realized_loss 
     _report(result)
 
 
+@rules_app.command("unset")
+def rules_unset(rule: str = typer.Argument(..., help="A rule (daily_realized_loss or RULE-003), admin or daily_reset."),
+                key: str = typer.Argument(..., help="The key to remove, so its default applies (dots for nested)."),
+                reason: str = REASON, config: Path | None = CONFIG, rules: Path | None = RULES_FILE,
+                password_stdin: bool = PASSWORD_STDIN) -> None:
+    """Remove a key from the file so its default applies again (validated, audited). Stdin line: admin password."""
+    with _admin_refusals():
+        directory, files = _admin_session(config, password_stdin, rules)
+        editor = _editor(directory, files)
+        document = editor.load()
+        if not document.unset(rule, key):
+            raise AdminError(f"{files.risk_file} does not set {'.'.join(section_path(rule))}.{key}",
+                             "it already has its default; see `risk-manager admin rules show`")
+        result = editor.commit(document, "rules.unset", reason)
+    _report(result)
+
+
 def _toggle(rule: str, enabled: bool, reason: str, config: Path | None, rules: Path | None,
             password_stdin: bool) -> None:
     with _admin_refusals():
