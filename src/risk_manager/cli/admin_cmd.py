@@ -1,4 +1,5 @@
-"""`risk-manager admin …`: the admin password, the encrypted ProjectX credentials, the risk rules, logs, audit.
+"""`risk-manager admin …`: the admin password, the encrypted ProjectX credentials, `notify-test`, the risk
+rules, logs and audit.
 
 Secrets are read from a hidden prompt, or with `--password-stdin` one line each from stdin, in
 the order each command's help gives. Exit codes: 0 done, 1 refused (message says why and what to
@@ -7,6 +8,7 @@ do), 3 wrong admin password or back-off running.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from pathlib import Path
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from risk_manager.admin.audit_view import audit_trail, parse_since
@@ -25,7 +28,9 @@ from risk_manager.admin.rules_editor import EditResult, RulesEditor
 from risk_manager.admin.rules_file import parse_value, rule_block, section_path, summaries
 from risk_manager.admin.rules_menu import RulesMenu
 from risk_manager.engine.errors import ConfigError
-from risk_manager.logs import configure_logging
+from risk_manager.health.config import ConfigFileError, read_config_section
+from risk_manager.logs import configure_logging, redact
+from risk_manager.notify import load_notifications, send_test
 from risk_manager.security import password as password_module
 from risk_manager.security.admin_directory import AdminDirectory
 from risk_manager.security.errors import PasswordBackoffError, SecurityError, WrongPasswordError
@@ -409,3 +414,34 @@ def audit(since: str | None = typer.Option(None, "--since", help="From a date/UT
         terminal_part = f" [{r.terminal}]" if r.terminal else ""
         out.print(f"{r.at:%Y-%m-%d %H:%M:%S} UTC {r.source} {r.who} {r.what}{account_part}: {r.detail}{terminal_part}",
                   highlight=False, markup=False, soft_wrap=True)
+@app.command("notify-test")
+def notify_test(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_STDIN) -> None:
+    """Send a test notification to every channel of config.yaml's `notifications:`. Stdin line: admin password.
+
+    Exit 0 when every channel took it, 1 when the section is missing or invalid, 4 when a channel failed.
+    """
+    with _refusals():
+        directory = _directory(config)
+        _unlocked(directory, SecretReader(password_stdin))
+    try:
+        section, source = read_config_section(directory.paths.directory, "notifications")
+        settings = load_notifications(section, source=source)  # registers every URL and token for redaction
+    except (ConfigFileError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {escape(redact(str(exc)))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not settings.channels:
+        err.print(f"[red]error:[/red] no notification channels in {escape(source)}: add a `notifications:` section "
+                  "with `channels:` (see docs/operations.md)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if not settings.enabled:
+        err.print("[yellow]note:[/yellow] notifications.enabled is false: the daemon sends nothing until it is "
+                  "true; testing the channels anyway.", highlight=False, soft_wrap=True)
+    results = asyncio.run(send_test(settings))
+    directory.audit.append("notify.test", ", ".join(f"{r.channel}={'ok' if r.ok else 'failed'}" for r in results))
+    table = Table("channel", "result", "detail")
+    for result in results:
+        table.add_row(escape(result.channel), "[green]ok[/green]" if result.ok else "[red]failed[/red]",
+                      escape(redact(result.detail)))
+    out.print(table)
+    if not all(result.ok for result in results):
+        raise typer.Exit(4)
