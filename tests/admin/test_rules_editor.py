@@ -214,3 +214,10 @@ def test_an_unreadable_store_fails_closed(risk_dir: Path, clock: VirtualClock) -
     database.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StoreError):
         active_locks(database, clock)
+
+
+def test_a_broken_file_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "risk.yaml"
+    path.write_text(RISK_YAML + "rules: [\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line 16, column 1"):
+        RulesDocument.load(path)

@@ -70,6 +70,13 @@ def parse_value(text: str) -> Any:
                            "quote text values, e.g. '\"17:00\"', and write lists as [A, B]") from None
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """`not valid YAML at line 3, column 1: …` (PyYAML and ruamel.yaml errors have the same attributes)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+
+
 @dataclass(frozen=True)
 class Change:
     """One setting that differs between two valid configs (key path, value before, value after)."""
@@ -120,7 +127,7 @@ class RulesDocument:
         try:
             loaded = _yaml().load(text or "")
         except YAMLError as exc:
-            raise ConfigError(str(path), "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+            raise ConfigError(str(path), "", _yaml_problem(exc)) from None
         if loaded is None:
             loaded = CommentedMap()
         if not isinstance(loaded, CommentedMap):
@@ -145,7 +152,7 @@ class RulesDocument:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(str(self.path), "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+            raise ConfigError(str(self.path), "", _yaml_problem(exc)) from None
         return parse_risk_config(data, str(self.path), self.environ)
 
     # --- edits ---------------------------------------------------------------------------------------
