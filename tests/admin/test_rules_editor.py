@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from risk_manager.admin.errors import CommitmentRefusedError, KeyPathError, RuleNameError
+from risk_manager.admin.errors import AdminError, CommitmentRefusedError, KeyPathError, RuleNameError
 from risk_manager.admin.locations import DaemonFiles
 from risk_manager.admin.rules_editor import RulesEditor, active_locks
 from risk_manager.admin.rules_file import RulesDocument, parse_value, rule_key
@@ -221,3 +221,13 @@ def test_a_broken_file_is_reported_with_its_line(tmp_path: Path) -> None:
     path.write_text(RISK_YAML + "rules: [\n")
     with pytest.raises(ConfigError, match=r"not valid YAML at line 16, column 1"):
         RulesDocument.load(path)
+
+
+def test_an_unwritable_place_is_a_clear_error(tmp_path: Path, clock: VirtualClock) -> None:
+    files = DaemonFiles.resolve(tmp_path, rules=tmp_path / "missing-dir" / "risk.yaml")
+    editor = RulesEditor(files, AuditFile(tmp_path / "audit.jsonl", clock), clock)
+    document = editor.load()
+    document.set("daily_realized_loss", "loss_limit", 300)
+    with pytest.raises(AdminError, match=r"cannot write .*missing-dir/risk\.yaml.*nothing was changed"):
+        editor.commit(document, "rules.set")
+    assert not (tmp_path / "audit.jsonl").exists()

@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from risk_manager.admin.errors import KeyPathError, RuleNameError
+from risk_manager.admin.errors import AdminError, KeyPathError, RuleNameError
 from risk_manager.engine.config import RULE_NAMES, RiskConfig, RulesConfig
 from risk_manager.engine.config_loader import parse_risk_config
 from risk_manager.engine.errors import ConfigError
@@ -232,7 +232,12 @@ class RulesDocument:
 
     def write(self) -> None:
         """Atomically replace the file with the edited text (0600). Call `validated()` first."""
-        write_private_atomic(self.path, self.render().encode("utf-8"))
+        try:
+            write_private_atomic(self.path, self.render().encode("utf-8"))
+        except OSError as exc:
+            raise AdminError(f"cannot write {self.path} ({exc.strerror or exc}); nothing was changed",
+                             "run the command as a user who may write it (the system config: with sudo), "
+                             "or pass --rules with a path in an existing directory") from None
 
 
 def _index(part: str, node: CommentedSeq, where: list[str]) -> int:
