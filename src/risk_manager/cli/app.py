@@ -31,7 +31,7 @@ def _root(
 
 def _register() -> None:
     # Command groups, one module each (imported here so `--help` lists them all).
-    from risk_manager.cli import bench_cmd, config_cmd, init_cmd, replay_cmd, run_cmd, sim_cmd
+    from risk_manager.cli import bench_cmd, config_cmd, demo_cmd, init_cmd, replay_cmd, run_cmd, sim_cmd
 
     app.add_typer(sim_cmd.app, name="sim")
     app.command(name="bench")(bench_cmd.bench)
@@ -39,6 +39,7 @@ def _register() -> None:
     app.command(name="init")(init_cmd.init)
     app.command(name="replay")(replay_cmd.replay)
     app.command(name="run")(run_cmd.run)
+    app.command(name="demo")(demo_cmd.demo)
 
 
 _register()

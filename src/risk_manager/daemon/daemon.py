@@ -52,6 +52,7 @@ from risk_manager.engine import (
     SnapshotError,
     StopsChecked,
 )
+from risk_manager.engine.actions import make_key
 from risk_manager.gateway import (
     AccountMirror,
     GatewayClient,
@@ -191,6 +192,7 @@ class Daemon:
         self._dirty: set[int] = set()
         self._retry: dict[str, tuple[Action, int, datetime | None]] = {}  # due None: resubmitted, awaiting
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._activity_listeners: list[Callable[[ActionOutcome | AlertRecord], None]] = []
         self._closing = False
         self._closed = False
 
@@ -210,6 +212,8 @@ class Daemon:
             await self._start_enforcers()
             await self._start_hubs()
             await self._wait_protecting()
+            self._enforce_restored_locks()
+            await self.idle()
         except BaseException:
             await self.aclose()
             raise
@@ -332,6 +336,38 @@ class Daemon:
                           hub=connection.client.user_hub.state.value,
                           action="protecting with the last known state; locks stay enforced; retrying")
         await self.idle()
+
+    def _enforce_restored_locks(self) -> None:
+        """After a restart, make the broker match the restored locks: actions queued in the previous
+        process but never started are not in the store, and the engine acts on changes only, so a
+        position the lock should have closed would otherwise stay open. Fresh keys per boot; the
+        enforcer verifies, so re-doing what is already done costs one check."""
+        boot = f"restart:{self.clock.now().isoformat()}"
+        for account_id, protected in self.accounts.items():
+            mirror = protected.mirror
+            for lock in protected.engine.locks(account_id):
+                rules = lock.rules or (lock.kind.value,)
+                why = f"{lock.kind.value} lock restored at start-up"
+                if lock.symbol is None:
+                    if lock.flatten and mirror.positions:
+                        self._submit(protected, Action(ActionKind.FLATTEN_ACCOUNT, account_id, rules,
+                                                       make_key(ActionKind.FLATTEN_ACCOUNT, account_id, rules, None,
+                                                                boot), message=why))
+                    if mirror.open_orders:
+                        self._submit(protected, Action(ActionKind.CANCEL_ORDERS, account_id, rules,
+                                                       make_key(ActionKind.CANCEL_ORDERS, account_id, rules, None,
+                                                                boot), message=why))
+                    continue
+                for position in protected.engine.status(account_id).positions:
+                    if position.symbol is not None and lock.applies_to(position.symbol):
+                        cid = position.contract_id
+                        self._submit(protected, Action(ActionKind.CLOSE_POSITION, account_id, rules,
+                                                       make_key(ActionKind.CLOSE_POSITION, account_id, rules, cid,
+                                                                boot), contract_id=cid, message=why))
+                        if any(o.contract_id == cid for o in mirror.open_orders.values()):
+                            self._submit(protected, Action(ActionKind.CANCEL_ORDERS, account_id, rules,
+                                                           make_key(ActionKind.CANCEL_ORDERS, account_id, rules, cid,
+                                                                    boot), contract_id=cid, message=why))
 
     # ================================================================================ views and hints
     def _view(self, account_id: int) -> AccountMirror:
@@ -458,7 +494,8 @@ class Daemon:
         self.stats.actions_submitted += 1
         self.store.append_journal("action", action.to_json(), action.account_id)
         log_event(log, "action", account=action.account_id, kind=action.kind.value, rules="+".join(action.rules),
-                  contract=action.contract_id, size=action.size, key=action.idempotency_key)
+                  contract=action.contract_id, size=action.size,
+                  idempotency_key=action.idempotency_key)
         enforcer.submit(action)
 
     def _alert(self, action: Action) -> None:
@@ -471,6 +508,7 @@ class Daemon:
                                   action.account_id)
         log_event(log, "alert", logging.WARNING if level != "info" else logging.INFO, account=action.account_id,
                   rules="+".join(action.rules), severity=level, message=record.message)
+        self._tell(record)
 
     def _on_outcome(self, outcome: ActionOutcome) -> None:
         action = outcome.action
@@ -483,7 +521,9 @@ class Daemon:
                                                   "attempts": outcome.attempts}, action.account_id)
         level = logging.INFO if status != "failed" else logging.ERROR
         log_event(log, "action_outcome", level, account=action.account_id, kind=action.kind.value, status=status,
-                  reason=outcome.reason, ms=round(outcome.duration_ms, 1), key=action.idempotency_key)
+                  reason=outcome.reason, ms=round(outcome.duration_ms, 1),
+                  idempotency_key=action.idempotency_key)
+        self._tell(outcome)
         key = action.idempotency_key
         if status == "failed" and action.kind is not ActionKind.LOCK and not self._closing:
             _, count, _ = self._retry.get(key, (action, 0, self.clock.now()))
@@ -507,7 +547,7 @@ class Daemon:
                 self._retry[key] = (action, count, None)
                 self.stats.resubmitted += 1
                 log_event(log, "action_resubmitted", logging.WARNING, account=action.account_id,
-                          kind=action.kind.value, attempt=count + 1, key=key)
+                          kind=action.kind.value, attempt=count + 1, idempotency_key=key)
                 self._submit(protected, action)
 
     async def _record_unlock(self, action: Action) -> None:
@@ -654,6 +694,17 @@ class Daemon:
             with contextlib.suppress(ValueError):
                 self._status_listeners.remove(callback)
         return unsubscribe
+
+    def subscribe_activity(self, callback: Callable[[ActionOutcome | AlertRecord], None]) -> None:
+        """`callback(item)` for every enforcement outcome and every alert, as they happen (live logs)."""
+        self._activity_listeners.append(callback)
+
+    def _tell(self, item: ActionOutcome | AlertRecord) -> None:
+        for listener in list(self._activity_listeners):
+            try:
+                listener(item)
+            except Exception as exc:  # an observer's bug never stops the daemon
+                log_event(log, "activity_listener_failed", logging.ERROR, error=repr(exc))
 
     def status(self) -> dict[str, Any]:
         """The dashboard's view: per account the engine's status, plus freshness and connection health."""
