@@ -195,6 +195,10 @@ class Daemon:
         self._activity_listeners: list[Callable[[ActionOutcome | AlertRecord], None]] = []
         self._closing = False
         self._closed = False
+        intervals = [a.risk.rules.auth_loss_guard.check_interval for a in options.accounts
+                     if a.risk.rules.auth_loss_guard.enabled]
+        self._account_poll_every: timedelta | None = min(intervals) if intervals else None
+        self._next_account_poll: datetime | None = None
 
     # ================================================================================ start-up
     async def start(self) -> None:
@@ -214,6 +218,8 @@ class Daemon:
             await self._wait_protecting()
             self._enforce_restored_locks()
             await self.idle()
+            if self._account_poll_every is not None:
+                self._next_account_poll = self.clock.now() + self._account_poll_every
         except BaseException:
             await self.aclose()
             raise
@@ -436,6 +442,10 @@ class Daemon:
             for holder_id, holder in self.accounts.items():
                 self._dispatch(holder_id, holder.engine.on_time())
             self._resubmit_due()
+            if self._next_account_poll is not None and self._account_poll_every is not None \
+                    and self.clock.now() >= self._next_account_poll:
+                self._next_account_poll = self.clock.now() + self._account_poll_every
+                self._spawn(self._poll_accounts(), "account-poll")
             return
         if isinstance(item, LogoutEvent):
             return
@@ -550,6 +560,26 @@ class Daemon:
                           kind=action.kind.value, attempt=count + 1, idempotency_key=key)
                 self._submit(protected, action)
 
+    async def _poll_accounts(self) -> None:
+        """RULE-010: `Account/search` every `auth_loss_guard.check_interval`, in case an event was missed;
+        a change (canTrade, balance) goes through the engine as an AccountEvent."""
+        for connection in self.connections:
+            try:
+                accounts = await connection.client.search_accounts(only_active=False)
+            except GatewayError as exc:
+                log_event(log, "account_poll_failed", logging.WARNING, credentials=connection.credential.name,
+                          error=str(exc), action="trying again at the next interval")
+                continue
+            for account in accounts:
+                protected = self.accounts.get(account.id)
+                if protected is None or protected.connection is not connection:
+                    continue
+                held = protected.mirror.account
+                if held is None or (held.can_trade, held.balance) != (account.can_trade, account.balance):
+                    log_event(log, "account_poll_change", account=account.id, can_trade=account.can_trade,
+                              balance=account.balance)
+                    self._enqueue(AccountEvent(account))
+
     async def _record_unlock(self, action: Action) -> None:
         assert self.store is not None
         lock = action.lock
@@ -646,6 +676,8 @@ class Daemon:
         """The earliest engine deadline or action retry (clock time); None when nothing is scheduled."""
         deadlines = [d for p in self.accounts.values() if (d := p.engine.next_deadline()) is not None]
         deadlines += [due for _, _, due in self._retry.values() if due is not None]
+        if self._next_account_poll is not None:
+            deadlines.append(self._next_account_poll)
         return min(deadlines, default=None)
 
     async def on_clock_advanced(self) -> None:
