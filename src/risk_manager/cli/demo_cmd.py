@@ -7,7 +7,6 @@ import sys
 
 import typer
 
-from risk_manager.daemon.demo_script import Demo
 from risk_manager.logs import configure_logging
 
 
@@ -21,6 +20,8 @@ def demo(
     log_level: str = typer.Option("ERROR", "--log-level", help="Structured logs to stderr at this level."),
 ) -> None:
     """Watch the daemon enforce: oversize, no stop, a daily loss, trading while locked."""
+    from risk_manager.daemon.demo_script import Demo  # the simulator: imported only by this command
+
     configure_logging(log_level.upper())
     interactive = not headless and sys.stdout.isatty()
     try:

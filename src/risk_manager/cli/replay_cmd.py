@@ -10,8 +10,6 @@ from pathlib import Path
 import typer
 
 from risk_manager.logs import configure_logging, log_event
-from risk_manager.replay.report import render_table
-from risk_manager.replay.runner import replay as run_replay
 from risk_manager.replay.scenario import ScenarioError, load_scenario
 
 log = logging.getLogger("risk_manager.replay")
@@ -27,6 +25,9 @@ def replay(
     """Replay a scripted trading day: the real daemon against the simulator on a virtual clock.
 
     Exit 0 when the run completed, 2 on an invalid scenario, 1 on an internal error (or a failed --check)."""
+    from risk_manager.replay.report import render_table  # the simulator: imported only by this command
+    from risk_manager.replay.runner import replay as run_replay
+
     configure_logging(log_level.upper())
     try:
         scenario = load_scenario(scenario_file)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,13 +15,17 @@ from risk_manager.daemon.config_dir import DaemonConfig, DaemonConfigError, load
 from risk_manager.daemon.daemon import Daemon, DaemonOptions, DaemonStartError
 from risk_manager.daemon.gateway_target import SimulatorEnvironment, point_at
 from risk_manager.logs import configure_logging, log_event
-from risk_manager.sim import SimAccount, SimConfig, Simulator
 from risk_manager.store import StoreError
+
+if TYPE_CHECKING:
+    from risk_manager.sim import SimAccount, Simulator
 
 log = logging.getLogger("risk_manager.daemon")
 
 
 def _sim_accounts(config: DaemonConfig) -> list[SimAccount]:
+    from risk_manager.sim import SimAccount
+
     accounts: list[SimAccount] = []
     next_id = 1001
     for spec in config.accounts:
@@ -38,6 +43,8 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
     simulator: Simulator | None = None
     gateway = config.gateway
     if sim:
+        from risk_manager.sim import SimConfig, Simulator  # only here: the daemon alone stays lean
+
         simulator = Simulator(SimConfig(accounts=_sim_accounts(config)))
         await simulator.start("127.0.0.1", 0)
         gateway = point_at(gateway, simulator.base_url)

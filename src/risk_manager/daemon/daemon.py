@@ -74,6 +74,7 @@ ENFORCED_KINDS = frozenset({
 # REST cut or an open circuit delays enforcement but never abandons it.
 RETRY_DELAYS_S = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
 MAX_RESUBMITS = 20
+SNAPSHOT_INTERVAL_S = 0.5
 
 
 class DaemonStartError(RuntimeError):
@@ -190,6 +191,7 @@ class Daemon:
         self._contracts: dict[str, Contract] = {}
         self._quote_subs: set[str] = set()
         self._dirty: set[int] = set()
+        self._save_handle: asyncio.TimerHandle | None = None
         self._retry: dict[str, tuple[Action, int, datetime | None]] = {}  # due None: resubmitted, awaiting
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._activity_listeners: list[Callable[[ActionOutcome | AlertRecord], None]] = []
@@ -432,7 +434,7 @@ class Daemon:
                 if done is not None and not done.done():
                     done.set_result(None)
                 if self._queue.empty():
-                    self._save_dirty()
+                    self._schedule_save()
                     self._processing = False
                     self._timer_wake.set()
                     self._notify_status()
@@ -484,7 +486,8 @@ class Daemon:
         if not actions:
             return
         assert self.store is not None
-        self._save(account_id)   # the snapshot holding a new lock commits no later than the lock itself
+        if any(a.kind in (ActionKind.LOCK, ActionKind.UNLOCK) for a in actions):
+            self._save(account_id)   # the snapshot holding a new lock commits no later than the lock itself
         protected = self.accounts[account_id]
         for action in actions:
             if action.kind in ENFORCED_KINDS:
@@ -645,8 +648,16 @@ class Daemon:
         self._dirty.discard(account_id)
 
     def _save_dirty(self) -> None:
+        self._save_handle = None
         for account_id in list(self._dirty):
             self._save(account_id)
+
+    def _schedule_save(self) -> None:
+        """Snapshots of changed engines at most every SNAPSHOT_INTERVAL_S, off the event path: a snapshot
+        costs in proportion to the day's state, and everything but locks (saved at once) and timers is
+        rebuilt from the broker by the start-up reconciliation anyway."""
+        if self._dirty and self._save_handle is None and not self._closed:
+            self._save_handle = asyncio.get_running_loop().call_later(SNAPSHOT_INTERVAL_S, self._save_dirty)
 
     def _store_degraded(self, reason: str) -> None:
         log_event(log, "store_degraded", logging.CRITICAL, reason=reason,
@@ -810,6 +821,8 @@ class Daemon:
                     await connection.enforcer.aclose(timeout_s=max(0.2, deadline - time.monotonic() - 0.5))
                 except Exception as exc:
                     log_event(log, "enforcer_close_failed", logging.ERROR, error=repr(exc))
+        if self._save_handle is not None:
+            self._save_handle.cancel()
         if self.store is not None:
             self._save_dirty()
             for account_id in self.accounts:
