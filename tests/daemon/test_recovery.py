@@ -137,9 +137,12 @@ async def test_hub_cut_position_opened_while_locked_is_closed_within_1s_of_recon
     daemon = Daemon(DaemonOptions(gateway=gateway, accounts=(spec,), database_path=tmp_path / "risk.db",
                                   durable_fsync=False, token_store=MemoryTokenStore))
     reconnected: list[float] = []
+    states: list[str] = []
     try:
         sim.market.set_quote("MNQ", 20000.0)
         await daemon.start()
+        assert daemon.status()["state"] == "fresh"
+        daemon.subscribe_status(lambda status: states.append(status["state"]))
         sim.trader.place_order(ACCOUNT, "MNQ", side="buy", size=3, type="market")
         await _until(lambda: MNQ in daemon.accounts[ACCOUNT].mirror.positions, 5, "the position seen")
         sim.market.set_quote("MNQ", 19900.0)
@@ -152,10 +155,15 @@ async def test_hub_cut_position_opened_while_locked_is_closed_within_1s_of_recon
         await _until(lambda: hub.state is not HubState.CONNECTED, 5, "the hub to drop")
         sim.trader.place_order(ACCOUNT, "MNQ", side="buy", size=2, type="market")   # unseen by the daemon
         assert [p.size for p in sim.broker.positions(ACCOUNT)] == [2]
+        await _until(lambda: daemon.stale, 5, "the state to be stale")
+        status = daemon.status()
+        assert status["state"] == "stale"
+        assert status["accounts"][str(ACCOUNT)]["locked"] is True   # locks stay in force while stale
         await _until(lambda: bool(reconnected), 10, "the reconnection")
         await _until(lambda: not [p for p in sim.broker.positions(ACCOUNT) if p.size > 0], 5, "the position closed")
         closed_after = time.monotonic() - reconnected[0]
         assert closed_after < 1.0, f"closed {closed_after:.3f} s after the reconnection"
+        assert "stale" in states and states[-1] == "fresh"
         assert sim.recorder.duplicate_orders == []
     finally:
         await daemon.aclose()
