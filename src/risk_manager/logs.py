@@ -24,11 +24,29 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 _QUERY_TOKEN = re.compile(r"(?i)(access_token=)[^&\s\"']+")
 _JSON_SECRET = re.compile(r'(?i)("(?:apiKey|token|newToken|password|access_token)"\s*:\s*")[^"]*(")')
 _KV_SECRET = re.compile(r"(?i)\b(apiKey|api_key|token|newToken|password|access_token|secret)=([^\s,]+)")
+# Telegram bot tokens (`123456:AA...`, also inside `/bot<token>/` URLs) and Discord webhook URLs.
+_TELEGRAM_TOKEN = re.compile(r"(?<![0-9])\d{5,}:[A-Za-z0-9_-]{30,}")
+_DISCORD_WEBHOOK = re.compile(r"(?i)(/api/webhooks/\d+/)[A-Za-z0-9_.-]+")
+
+# Literal secrets registered at run time (webhook URLs of any shape, tokens): replaced wherever they appear.
+_registered: tuple[str, ...] = ()
+
+
+def register_secret(value: str | None) -> None:
+    """Have `redact` mask `value` literally from now on (values shorter than 6 characters are ignored)."""
+    global _registered
+    if value and len(value) >= 6 and value not in _registered:
+        _registered = tuple(sorted((*_registered, value), key=len, reverse=True))
 
 
 def redact(text: str) -> str:
     """`text` with every recognisable secret replaced by `***`."""
+    for secret in _registered:
+        if secret in text:
+            text = text.replace(secret, "***")
     text = _JWT.sub("***", text)
+    text = _TELEGRAM_TOKEN.sub("***", text)
+    text = _DISCORD_WEBHOOK.sub(r"\1***", text)
     text = _BEARER.sub(r"\1***", text)
     text = _QUERY_TOKEN.sub(r"\1***", text)
     text = _JSON_SECRET.sub(r"\1***\2", text)

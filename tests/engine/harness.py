@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,7 @@ class Harness:
 
     def position(self, contract: str, size: int, type_: PositionType = LONG, avg: float = 100.0,
                  account: int = ACC, pid: int | None = None) -> list[Action]:
-        pid = pid if pid is not None else abs(hash((account, contract))) % 100000
+        pid = pid if pid is not None else zlib.crc32(f"{account}:{contract}".encode()) % 100000
         return self._run(PositionEvent(Position(pid, account, contract, self.clock.now(), type_, size, avg)))
 
     def order(self, contract: str, side: OrderSide, type_: OrderType = OrderType.LIMIT, size: int = 1,

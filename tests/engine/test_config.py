@@ -132,3 +132,11 @@ def test_cli_validate_and_schema(tmp_path: Path) -> None:
     schema = json.loads(result.stdout)
     assert schema["additionalProperties"] is False
     assert "rules" in schema["properties"]
+
+
+def test_every_problem_is_listed(tmp_path: Path) -> None:
+    path = _write(tmp_path, "timezone: Nowhere/City\nrules: {max_contracts: {enabled: true, limit: -1}}")
+    with pytest.raises(ConfigError) as info:
+        load_risk_config(path)
+    assert len(info.value.problems) == 2
+    assert "2 problems" in str(info.value) and "rules.max_contracts.limit" in str(info.value)

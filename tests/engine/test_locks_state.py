@@ -168,3 +168,66 @@ def test_cancelled_orders_leave_state_and_orders_while_locked_position_closed() 
     h.order(ES, OrderSide.BID, oid=oid, status=OrderStatus.CANCELLED)
     assert h.engine.accounts[1001].orders == {}
     assert of(h.log, ActionKind.CANCEL_ORDERS) == []
+
+
+def test_status_for_the_dashboard_is_json_ready() -> None:
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 500},
+                 "session_block_outside": {"enabled": True}, "symbol_blocks": {"enabled": True, "blocked": ["RTY"]}})
+    h.account(50_000.0)
+    h.quote(ES, 5000.0)
+    h.position(ES, 2, avg=4999.0)
+    h.trade(-100.0, fees=2.0)
+    h.command(ManualLock(1001, timedelta(minutes=5), "coffee"))
+    status = h.engine.status(1001)
+    data = json.loads(json.dumps(status.to_json()))
+    assert data["net_pnl"] == -100.0 - 2.0 + 2 * 4 * 12.5
+    assert data["positions"][0]["side"] == "long" and data["locked"] is True
+    assert [r["rule_id"] for r in data["rules"]] == ["RULE-003"]
+    assert data["enabled_rules"] == ["RULE-003", "RULE-009", "RULE-011"]
+    assert data["session_open"] is True and data["session_boundary"] == "2026-03-03T21:00:00+00:00"
+    assert data["locks"][0]["kind"] == "manual"
+
+
+def test_merge_contract_cancel_subsumes_single_order_cancels() -> None:
+    def cancel(rule: str, order_id: int | None) -> Action:
+        key = make_key(ActionKind.CANCEL_ORDERS, 1, (rule,), ES, "e", str(order_id or ""))
+        return Action(ActionKind.CANCEL_ORDERS, 1, (rule,), key, contract_id=ES, order_id=order_id)
+
+    merged = merge_actions([cancel("RULE-011", 7), cancel("RULE-009", None)])
+    assert len(merged) == 1 and merged[0].order_id is None and merged[0].rules == ("RULE-009", "RULE-011")
+
+
+def test_engine_accepts_a_plain_mapping_of_contracts() -> None:
+    from risk_manager.domain import VirtualClock
+    contract = Contract(ES, "ESZ6", "", 0.25, 12.5, True, "F.US.EP")
+    engine = Engine(RiskConfig.model_validate({"rules": {"daily_unrealized_loss": {"enabled": True,
+                                                                                    "loss_limit": 100}}}),
+                    VirtualClock(T0), {ES: contract})
+    engine.handle(PositionEvent(Position(1, 1001, ES, T0, PositionType.LONG, 1, 5000.0)))
+    from risk_manager.domain import Quote, QuoteEvent
+    actions = engine.handle(QuoteEvent(ES, Quote(last_price=4998.0)))
+    assert one(actions, ActionKind.CLOSE_POSITION).contract_id == ES
+
+
+def test_reconciliation_drops_positions_and_orders_the_broker_no_longer_lists() -> None:
+    from risk_manager.engine import Reconciled
+    h = Harness({"max_contracts": {"enabled": True, "limit": 1}})
+    h.position(ES, 1)
+    h.position(NQ, 0)
+    oid, _ = h.order(MNQ, OrderSide.BID)
+    keep, _ = h.order(ES, OrderSide.ASK)
+    assert h.command(Reconciled(1001, (), (keep,))) == []
+    acct = h.engine.accounts[1001]
+    assert acct.positions == {} and set(acct.orders) == {keep} and oid not in acct.orders
+    assert h.engine.watched_contracts() == [ES]
+    assert h.position(NQ, 1) == []                   # the stale ES no longer counts towards the limit
+
+
+def test_orders_that_only_reduce_a_position_survive_a_lock() -> None:
+    h = Harness()
+    h.position(ES, 2)
+    h.command(ManualLock(1001, timedelta(hours=1)))
+    assert h.order(ES, OrderSide.ASK, size=2)[1] == []               # a take-profit / the close's market order
+    assert h.stop(ES, OrderSide.ASK, 90.0, size=2)[1] == []           # and its protective stop (OCO bracket)
+    assert of(h.order(ES, OrderSide.ASK, size=1)[1], ActionKind.CANCEL_ORDERS)  # 3 to sell on a 2 position
+    assert of(h.order(ES, OrderSide.BID, size=1)[1], ActionKind.CANCEL_ORDERS)  # adds to it

@@ -141,3 +141,25 @@ def test_warn_at_ladder_with_hysteresis() -> None:
     assert h.quote(ES, 4983.0) == []                 # 85 %: no second alert
     assert h.quote(ES, 4986.5) == []                 # 67.5 %: re-armed
     assert one(h.quote(ES, 4984.0), ActionKind.ALERT)
+
+
+def test_scenario_daily_loss_locks_the_account() -> None:
+    """scenarios.md's example, at engine level: 3 MNQ bought at 20000.25, the market drops 100 points."""
+    from .harness import MNQ
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 500}})
+    h.quote(MNQ, 20000.0, bid=19999.75, ask=20000.25)
+    h.position(MNQ, 3, avg=20000.25)
+    assert h.trade(None, contract=MNQ, fees=1.11) == []
+    h.advance(28)
+    actions = h.quote(MNQ, 19900.0, bid=19899.75, ask=19900.25)      # 3 × −401 ticks × $0.50 = −601.5
+    assert kinds(actions) == ["lock", "cancel_orders", "flatten_account", "alert"]
+    lock = one(actions, ActionKind.LOCK).lock
+    assert lock is not None and lock.until == RESET and lock.rules == ("RULE-003",)
+
+
+def test_damaged_numbers_are_ignored_with_a_critical_alert() -> None:
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 100, "include_unrealized": False}})
+    alert = one(h.trade(float("nan"), fees=float("inf")), ActionKind.ALERT)
+    assert alert.rules == ("ENGINE",) and "not a number" in (alert.message or "")
+    assert of(h.trade(-100.0), ActionKind.LOCK)          # the day's P&L was not poisoned
+    assert one(h.account(float("nan")), ActionKind.ALERT).rules == ("ENGINE",)

@@ -104,3 +104,11 @@ def test_quote_mid_price_when_last_is_zero_and_partial_quotes_merge() -> None:
     assert h.engine.status(1001).positions[0].open_pnl == -50.0
     # a partial update (bid only) merges with the ask already known: mid (4996.75 + 4999.25)/2 = 4998 → −$100
     assert one(h.quote(ES, bid=4996.75), ActionKind.CLOSE_POSITION).contract_id == ES
+
+
+def test_damaged_quote_is_ignored() -> None:
+    h = Harness({"daily_unrealized_loss": {"enabled": True, "loss_limit": 100}})
+    h.position(ES, 1, avg=5000.0)
+    h.quote(ES, 4999.0)
+    assert h.quote(ES, float("nan")) == [] and h.quote(ES, float("-inf")) == []
+    assert h.engine.status(1001).positions[0].open_pnl == -50.0

@@ -28,7 +28,7 @@ def test_rule008_no_stop_asks_broker_then_closes() -> None:
     assert h.advance(29.9) == []
     check = one(h.advance(0.1), ActionKind.CHECK_STOPS)
     assert check.contract_id == ES and check.rules == ("RULE-008",)
-    assert h.advance(60) == []                                   # asked once
+    assert h.advance(10) == []                                   # asked once
     actions = h.command(StopsChecked(1001, ES, ok_broker=True, open_order_ids=(), check_key=check.idempotency_key))
     assert one(actions, ActionKind.CLOSE_POSITION).rules == ("RULE-008",)
 
@@ -123,3 +123,24 @@ def test_rule012_leaves_broker_trailing_stops_alone() -> None:
     h.order(ES, OrderSide.ASK, OrderType.TRAILING_STOP, stop=4995.0)
     assert of(h.quote(ES, 5002.0), ActionKind.MODIFY_STOP) == []
     assert kinds(h.log) == []
+
+
+def test_rule008_unanswered_check_fails_closed_once() -> None:
+    h = Harness(GRACE)
+    h.position(ES, 1)
+    assert one(h.advance(30), ActionKind.CHECK_STOPS)
+    assert h.engine.next_deadline() == h.clock.now() + timedelta(seconds=15)
+    assert h.advance(14) == []
+    actions = h.advance(1)
+    assert one(actions, ActionKind.CLOSE_POSITION).rules == ("RULE-008",)
+    assert h.advance(60) == [] and h.engine.next_deadline() is not None
+
+
+def test_rule008_answered_check_stays_answered_across_the_daily_reset() -> None:
+    h = Harness(GRACE)
+    h.position(ES, 1)
+    check = one(h.advance(30), ActionKind.CHECK_STOPS)
+    h.stop(ES, OrderSide.ASK, 90.0, oid=6)                               # found by Order/searchOpen
+    assert h.command(StopsChecked(1001, ES, True, (6,), check.idempotency_key)) == []
+    h.stop(ES, OrderSide.ASK, 90.0, oid=6, status=OrderStatus.FILLED)    # a fill is not a removal: no re-arm
+    assert of(h.advance(9 * 3600), ActionKind.CLOSE_POSITION) == []      # well past the 17:00 reset

@@ -111,3 +111,29 @@ def test_update_config_unblocking_a_symbol_ends_its_lock() -> None:
     unlocks = h.engine.update_config(h.config.model_copy(update={"rules": h.config.rules.model_copy(
         update={"symbol_blocks": h.config.rules.symbol_blocks.model_copy(update={"blocked": []})})}))
     assert kinds(unlocks) == ["unlock"] and h.engine.locks(1001) == []
+
+
+def test_cooldowns_run_from_the_fill_so_old_fills_replayed_at_start_up_do_not_lock() -> None:
+    rules = {"cooldown_after_loss": {"enabled": True, "tiers": [{"loss": 100, "cooldown": "5m"}]}}
+    h = Harness(rules)
+    assert h.trade(-200.0, at=h.clock.now() - timedelta(minutes=10)) == []   # reconciled, cooldown long over
+    lock = one(h.trade(-200.0, at=h.clock.now() - timedelta(minutes=2)), ActionKind.LOCK).lock
+    assert lock is not None and lock.until == h.clock.now() + timedelta(minutes=3)
+
+
+def test_update_config_judges_open_positions_again() -> None:
+    h = Harness({"symbol_blocks": {"enabled": True, "blocked": []}})
+    h.position(RTY, 1)
+    stricter = h.config.model_copy(update={"rules": h.config.rules.model_copy(
+        update={"symbol_blocks": h.config.rules.symbol_blocks.model_copy(update={"blocked": ["RTY"]})})})
+    actions = h.engine.update_config(stricter)
+    assert one(actions, ActionKind.CLOSE_POSITION).contract_id == RTY
+    assert one(actions, ActionKind.LOCK).symbol == "RTY"
+
+
+def test_lock_says_when_it_ends() -> None:
+    h = Harness({"auth_loss_guard": {"enabled": True}, "symbol_blocks": {"enabled": True, "blocked": ["RTY"]}})
+    h.position(RTY, 1)
+    h.account(can_trade=False)
+    ends = sorted(lock.ends for lock in h.engine.locks(1001))
+    assert ends == ["when RTY leaves the block list", "when the broker reports canTrade: true"]

@@ -117,3 +117,62 @@ def test_rule009_symbol_sessions_scope_the_lock() -> None:
 def test_bad_windows_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"window|days"):
         SessionBlockOutsideConfig.model_validate({"sessions": [bad]})
+
+
+def test_engine_rolls_the_day_at_the_fall_back_instant() -> None:
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 500, "include_unrealized": False}},
+                start=utc(2026, 10, 30, 21, 0))                       # Friday 16:00 CDT
+    assert h.engine.next_deadline() == utc(2026, 10, 30, 22, 0)
+    h.trade(-100.0)
+    h.advance_to(utc(2026, 10, 30, 22, 0))
+    assert h.engine.status(1001).realized_pnl == 0.0
+    # after the fall-back on Sunday 11-01 the reset is 17:00 CST = 23:00 UTC
+    h.advance_to(utc(2026, 11, 1, 22, 30))
+    assert h.engine.status(1001).next_reset == utc(2026, 11, 1, 23, 0)
+    assert h.engine.status(1001).trading_day == "2026-11-01"
+
+
+def test_restore_under_a_new_reset_time_recomputes_the_reset() -> None:
+    from risk_manager.engine import Engine, RiskConfig
+    h = Harness()
+    h.account()
+    snap = h.engine.snapshot()
+    later = RiskConfig.model_validate({"daily_reset": {"time": "16:00"}})
+    restored = Engine.restore(snap, later, h.clock, h.engine.contracts)
+    assert restored.next_deadline() == utc(2026, 3, 3, 22, 0)
+
+
+def test_user_holidays_in_the_top_level_zone_with_shipped_early_closes() -> None:
+    cfg = SessionBlockOutsideConfig.model_validate({"enabled": True, "holidays": ["2026-03-04"]})
+    s = SessionBook(cfg, ZoneInfo("America/New_York")).default
+    assert not s.is_open(ts(2026, 3, 4, 16, 0))                       # the user's holiday
+    assert s.is_open(ts(2026, 11, 27, 18, 0)) and not s.is_open(ts(2026, 11, 27, 18, 15))  # shipped, Chicago
+
+
+def test_watched_contracts() -> None:
+    h = Harness()
+    h.position(ES, 1)
+    h.order(CL, OrderSide.BID)
+    assert h.engine.watched_contracts() == [CL, ES]
+    h.position(ES, 0)
+    assert h.engine.watched_contracts() == [CL]
+
+
+def test_reload_with_new_session_windows_moves_the_session_end_timer() -> None:
+    h = Harness(SESSION)
+    h.position(ES, 1)
+    assert h.engine.next_deadline() == utc(2026, 3, 3, 21, 0)
+    shorter = h.config.model_copy(update={"rules": h.config.rules.model_copy(update={
+        "session_block_outside": SessionBlockOutsideConfig.model_validate(
+            {"enabled": True, "sessions": [{"start": "08:30", "end": "12:00"}]})})})
+    h.engine.update_config(shorter)
+    assert h.engine.next_deadline() == utc(2026, 3, 3, 18, 0)
+    assert kinds(h.advance_to(utc(2026, 3, 3, 18, 0)))[:3] == ["lock", "cancel_orders", "flatten_account"]
+
+
+def test_rule009_closing_order_after_hours_is_not_a_breach() -> None:
+    h = Harness({"session_block_outside": {"enabled": True, "flatten_at_end": False}})
+    h.position(ES, 2)
+    h.advance_to(utc(2026, 3, 3, 21, 30))
+    assert h.order(ES, OrderSide.ASK, size=2)[1] == []                # the trader closes after hours
+    assert of(h.order(ES, OrderSide.BID, size=1)[1], ActionKind.LOCK)  # but may not add

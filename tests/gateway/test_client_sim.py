@@ -67,7 +67,7 @@ async def test_token_expiry_mid_operation_and_one_refresh_for_50_callers(sim: An
         results = await asyncio.gather(*(client.search_open_positions(ACCOUNT) for _ in range(50)))
         assert len(results) == 50
         assert client.tokens.logins == 2  # one fresh login for all 50 callers
-        assert sum(1 for r in sim.recorder.requests if r.path.lower() == "auth/loginkey") == 2
+        assert sum(1 for r in sim.recorder.requests if r.path.lower() == "/api/auth/loginkey") == 2
 
 
 async def test_proactive_validate_once_under_50_concurrent_calls(vsim: Any, vclock: VirtualClock) -> None:
@@ -75,7 +75,7 @@ async def test_proactive_validate_once_under_50_concurrent_calls(vsim: Any, vclo
         first = await client.tokens.get_valid_token()
         vclock.advance(timedelta(hours=22, minutes=1))  # inside the 2 h buffer of the 24 h token
         await asyncio.gather(*(client.search_accounts() for _ in range(50)))
-        validates = [r for r in vsim.recorder.requests if r.path.lower() == "auth/validate"]
+        validates = [r for r in vsim.recorder.requests if r.path.lower() == "/api/auth/validate"]
         assert len(validates) == 1
         assert await client.tokens.get_valid_token() != first
         assert client.tokens.logins == 1
@@ -88,7 +88,7 @@ async def test_burst_of_500_requests_gets_no_429(vsim: Any, vclock: VirtualClock
         async def advance() -> None:
             while not done.is_set():
                 await asyncio.sleep(0.003)
-                vclock.advance(1.0)
+                vclock.advance(2.0)
 
         mover = asyncio.create_task(advance())
         try:
@@ -142,7 +142,7 @@ async def test_lost_place_response_gives_exactly_one_order(sim: Any) -> None:
         again = await client.place_order(ACCOUNT, es.id, OrderType.MARKET, OrderSide.BID, 1,
                                          idempotency_key="test-lost-1")
         assert again.cached and again.order_id == result.order_id
-        places = [r for r in sim.recorder.requests if r.path.lower() == "order/place"]
+        places = [r for r in sim.recorder.requests if r.path.lower() == "/api/order/place"]
         assert len(places) == 1
 
 
@@ -199,3 +199,87 @@ async def test_lost_partial_close_and_modify(sim: Any) -> None:
         modified = await client.modify_order(ACCOUNT, placed.order_id, limit_price=price - 10)
         assert modified.ok and modified.verified
         assert sim.broker.open_orders(ACCOUNT)[0].limit_price == price - 10
+
+
+async def test_encrypted_token_file_with_the_simulator(sim: Any, tmp_path: Any) -> None:
+    import os
+    import secrets
+    import stat
+
+    from risk_manager.gateway import EncryptedTokenStore
+
+    path = tmp_path / "token.enc"
+    key = secrets.token_bytes(32)
+
+    def logins() -> int:
+        return sum(1 for r in sim.recorder.requests if r.path.lower() == "/api/auth/loginkey")
+
+    first = GatewayClient(fast_config(sim.base_url), "demo", "demo-key-123",
+                            token_store=EncryptedTokenStore(path, key))
+    await first.start(connect_hubs=False)
+    token = await first.tokens.get_valid_token()
+    await first.aclose()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert token.encode() not in path.read_bytes()
+    second = GatewayClient(fast_config(sim.base_url), "demo", "demo-key-123",
+                             token_store=EncryptedTokenStore(path, key))
+    await second.start(connect_hubs=False)
+    assert [a.id for a in await second.search_accounts()] == [ACCOUNT]
+    await second.aclose()
+    assert logins() == 1  # the stored token was reused
+    path.write_bytes(path.read_bytes()[:20] + b"corrupted")
+    third = GatewayClient(fast_config(sim.base_url), "demo", "demo-key-123",
+                            token_store=EncryptedTokenStore(path, key))
+    await third.start(connect_hubs=False)  # logged, then a fresh login — no crash
+    assert [a.id for a in await third.search_accounts()] == [ACCOUNT]
+    await third.aclose()
+    assert logins() == 2
+    assert EncryptedTokenStore(path, key).load("demo") is not None  # rewritten with the new token
+
+
+async def test_random_faults_never_duplicate_an_order(sim: Any) -> None:
+    import random
+
+    from risk_manager.gateway import OrderOutcomeUnknownError
+
+    rng = random.Random(7)
+    es = sim.broker.contract("ES")
+    price = es_price(sim)
+    async with client_for(sim, orderManagement={"verification": {"timeout": 300}}) as client:
+        for i in range(20):
+            fault = rng.choice(["none", "lose", "503", "429"])
+            if fault == "lose":
+                sim.faults.lose_responses(1)
+            elif fault in ("503", "429"):
+                sim.faults.http_errors(int(fault), 1)
+            key = f"chaos-{i}"
+            try:
+                result = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                                  idempotency_key=key, limit_price=price - 40 - i)
+            except OrderOutcomeUnknownError:
+                result = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                                  idempotency_key=key, limit_price=price - 40 - i)
+            assert result.ok, (fault, result)
+            sim.faults.clear()
+    tags = [o.custom_tag for o in sim.broker.orders(ACCOUNT)]
+    assert sorted(tags) == sorted(custom_tag_for(f"chaos-{i}") for i in range(20))
+    assert sim.recorder.duplicate_orders == []
+
+
+async def test_timeout_then_same_key_finds_the_late_order(sim: Any) -> None:
+    from risk_manager.gateway import OrderOutcomeUnknownError
+
+    es = sim.broker.contract("ES")
+    price = es_price(sim)
+    async with client_for(sim, api={"timeout": 300}, orderManagement={"verification": {"timeout": 300}}) as client:
+        sim.faults.latency(rest_ms=600)  # every answer, the verification queries' too, comes too late
+        with pytest.raises(OrderOutcomeUnknownError, match="check the account"):
+            await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                     idempotency_key="slow-1", limit_price=price - 30)
+        sim.faults.clear()
+        await asyncio.sleep(0.7)  # the first request is executed late
+        again = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                         idempotency_key="slow-1", limit_price=price - 30)
+        assert again.ok and again.order_id is not None
+    tagged = [o for o in sim.broker.orders(ACCOUNT) if o.custom_tag == custom_tag_for("slow-1")]
+    assert len(tagged) == 1 and tagged[0].id == again.order_id

@@ -24,7 +24,7 @@ def test_defaults_match_the_seed_schema() -> None:
 def test_seed_yaml_keys_are_accepted_and_other_sections_ignored() -> None:
     data = {
         "api": {"baseUrl": "http://127.0.0.1:5100/api/", "timeout": 1000},
-        "signalr": {"reconnection": {"maxAttempts": 3, "delays": [0, 50], "maxDelayMs": 100},
+        "signalr": {"reconnection": {"maxAttempts": 3, "delays": [0, 50], "maxDelayMs": 40},
                     "health": {"pingInterval": 1000, "pingTimeout": 500, "staleThreshold": 2000},
                     "subscriptions": {"autoResubscribe": True, "resubscribeDelay": 0}},
         "errorHandling": {"retries": {"maxAttempts": 2, "backoffBase": 10, "backoffMultiplier": 2,
@@ -39,8 +39,8 @@ def test_seed_yaml_keys_are_accepted_and_other_sections_ignored() -> None:
     c = GatewayConfig.load(data)
     assert c.api.base_url == "http://127.0.0.1:5100/api"
     assert c.api.timeout_s == 1.0
-    assert c.signalr.reconnection.delay_s(1) == 0.05
-    assert c.signalr.reconnection.delay_s(7) == 0.1
+    assert c.signalr.reconnection.delay_s(1) == 0.04
+    assert c.signalr.reconnection.delay_s(7) == 0.04  # past the list: its last delay, capped at maxDelayMs
     assert c.error_handling.retries.delay_s(3) == 0.015
     assert c.error_handling.rate_limit.drop_oldest is False
 

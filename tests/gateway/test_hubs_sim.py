@@ -221,3 +221,59 @@ async def test_hub_reconnects_with_a_fresh_token_after_expiry(sim: Any) -> None:
     finally:
         await w.reconciler.aclose()
         await client.aclose()
+
+
+async def test_requests_inside_min_interval_are_deferred_not_dropped(sim: Any) -> None:
+    client, w = await start_watched(sim, stateReconciliation={"minInterval": 300})
+    try:
+        loop = asyncio.get_running_loop()
+        before = len(w.reconciler.reports)
+        started = loop.time()
+        w.reconciler.request("first gap")
+        w.reconciler.request("second gap")  # before the deferred pass: covered by its snapshot
+        await eventually(lambda: len(w.reconciler.reports) == before + 1)
+        assert loop.time() - started >= 0.2
+        await asyncio.sleep(0.4)
+        assert len(w.reconciler.reports) == before + 1
+    finally:
+        await w.reconciler.aclose()
+        await client.aclose()
+
+
+async def test_server_pings_keep_a_quiet_hub_alive_and_silence_is_detected() -> None:
+    health = {"health": {"pingInterval": 150, "pingTimeout": 150}}
+    for keepalive, expect_reconnect in ((0.05, False), (5.0, True)):
+        simulator = sim_module.Simulator(sim_module.SimConfig(seed=1, quote_feed="scripted",
+                                                              keepalive_interval=keepalive))
+        await simulator.start(host="127.0.0.1", port=0)
+        client = GatewayClient(fast_config(simulator.base_url, signalr=health), "demo", "demo-key-123")
+        try:
+            await client.start(connect_hubs=False)
+            await client.user_hub.subscribe_account(ACCOUNT)
+            await client.user_hub.start()
+            await client.user_hub.wait_connected(5)
+            await asyncio.sleep(0.8)  # no events at all: only the server's pings, if any
+            assert (client.user_hub.stats.reconnects >= 1) is expect_reconnect, keepalive
+        finally:
+            await client.aclose()
+            await simulator.stop()
+
+
+async def test_gateway_logout_forces_a_fresh_login_and_reconnect(sim: Any) -> None:
+    from risk_manager.domain import LogoutEvent
+
+    client, w = await start_watched(sim)
+    try:
+        # The simulator never sends GatewayLogout on its own: put one on its user-hub connection.
+        for conn in list(sim.hubs.connections):
+            if conn.hub == "user":
+                conn.enqueue('{"type":1,"target":"GatewayLogout","arguments":["session ended"]}\x1e',
+                             "GatewayLogout", None)
+        await eventually(lambda: any(isinstance(e, LogoutEvent) for e in w.live))
+        await eventually(lambda: client.user_hub.stats.reconnects >= 1 and client.user_hub.state is HubState.CONNECTED)
+        assert client.tokens.logins == 2
+        sim.trader.place_order(ACCOUNT, "ES", side="buy", size=1, type="market")
+        await eventually(lambda: len(w.mirror.trade_ids) == 1)  # resubscribed after the re-login
+    finally:
+        await w.reconciler.aclose()
+        await client.aclose()

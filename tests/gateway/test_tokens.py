@@ -144,3 +144,38 @@ async def test_proactive_refresh_in_background() -> None:
         assert gw.validates == 1
     finally:
         await manager.aclose()
+
+
+def test_key_from_the_os_keyring_is_created_once_and_reused(tmp_path: Path) -> None:
+    keyring = pytest.importorskip("keyring")
+    backend_module = pytest.importorskip("keyring.backend")
+
+    class MemoryKeyring(backend_module.KeyringBackend):  # type: ignore[misc]
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.items: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.items.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.items[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.items.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        config = StorageConfig(type="encrypted", key_source="keyring", path=tmp_path / "t.enc")
+        first = build_token_store(config)
+        assert isinstance(first, EncryptedTokenStore)
+        first.save("demo", make_jwt(1_800_000_000))
+        assert len(backend.items) == 1
+        second = build_token_store(config)  # same key from the keyring: reads the file
+        assert isinstance(second, EncryptedTokenStore) and second.load("demo") is not None
+    finally:
+        keyring.set_keyring(previous)

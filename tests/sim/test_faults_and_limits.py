@@ -214,7 +214,8 @@ async def test_scripted_feed_resends_the_last_quote(vsim: Simulator, vapi: Api, 
     clock.advance(timedelta(seconds=5))
     await vsim.poll()
     await vsim.wait_quiet()
-    assert hub.pending == []
+    with pytest.raises(TimeoutError):  # 5 s is not yet stale
+        await hub.next(timeout=0.3)
     clock.advance(timedelta(seconds=20))
     await vsim.poll()
     again = await hub.until(lambda m: m.get("target") == "GatewayQuote")
@@ -238,7 +239,9 @@ async def test_random_feed_is_seeded(clock: VirtualClock) -> None:
 async def test_wait_quiet_times_out_while_busy(vsim: Simulator, vapi: Api) -> None:
     vsim.faults.latency(rest_ms=500)
     request = asyncio.create_task(vapi.raw("/api/Account/search", {"onlyActiveAccounts": True}))
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(5):
+        while not vsim.rest.in_flight:  # noqa: ASYNC110 - waiting for the request to arrive
+            await asyncio.sleep(0.005)
     with pytest.raises(TimeoutError, match="in flight"):
         await vsim.wait_quiet(timeout=0.1)
     await request
@@ -293,7 +296,7 @@ async def test_hub_latency_delays_each_event_not_the_sum(vapi: Api, vsim: Simula
     vsim.trader.place_order(1001, "MNQ", "buy", 1)
     await hub.until(lambda m: m.get("target") == "GatewayUserPosition")
     elapsed = time.perf_counter() - started
-    assert 0.2 <= elapsed < 0.6
+    assert 0.2 <= elapsed < 0.9  # five events: the sum of delays would be 1 s
     await hub.close()
 
 
@@ -308,3 +311,17 @@ async def test_hub_without_handshake_is_closed(vsim: Simulator, vapi: Api, monke
     msg = await hub.ws.receive(timeout=3)
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     await hub.close()
+
+
+async def test_control_api_rejects_bad_types(vsim: Simulator) -> None:
+    async with httpx.AsyncClient(base_url=vsim.base_url) as client:
+        for body in ({"account": 1001, "symbol": "MNQ", "side": "buy", "size": 1, "type": ["market"]},
+                     {"account": 1001, "symbol": "MNQ", "side": "buy", "size": 2, "fill": ["1", 1]},
+                     {"account": 1001, "symbol": "ZZZ", "side": "buy", "size": 1}):
+            response = await client.post("/_sim/trader/order", json=body)
+            assert response.status_code == 400, body
+
+
+async def test_oversized_body_is_413(vapi: Api) -> None:
+    response = await vapi.raw("/api/Order/place", content=b"{" + b" " * (2 * 1024 * 1024) + b"}")
+    assert response.status_code == 413

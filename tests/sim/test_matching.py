@@ -291,3 +291,16 @@ def test_trade_events_decode_as_the_domain_model(sim: Simulator, events: list[Us
     sim.trader.place_order(1001, "MNQ", "buy", 1)
     trade = next(e for e in events if isinstance(e, TradeEvent)).trade
     assert trade.order_id == sim.broker.orders(1001)[0].id and trade.voided is False
+
+
+def test_trailing_bracket_leg_only_tightens(sim: Simulator) -> None:
+    sim.market.set_quote("MNQ", 20000.0)
+    sim.broker.place(1001, MNQ, OrderType.MARKET, OrderSide.BID, 1, stop_loss=Bracket(8, OrderType.TRAILING_STOP))
+    leg = sim.broker.open_orders(1001)[0]
+    assert leg.type == OrderType.TRAILING_STOP and leg.stop_price == 20000.25 - 2.0
+    sim.market.set_quote("MNQ", 19999.0)  # lower: a trailing stop never loosens
+    assert sim.broker.order(1001, leg.id).stop_price == 19998.25  # type: ignore[union-attr]
+    sim.market.set_quote("MNQ", 20005.0)
+    assert sim.broker.order(1001, leg.id).stop_price == 20003.0  # type: ignore[union-attr]
+    sim.market.set_quote("MNQ", 20003.0)
+    assert sim.broker.order(1001, leg.id).status == OrderStatus.FILLED  # type: ignore[union-attr]

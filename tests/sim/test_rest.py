@@ -37,8 +37,7 @@ async def test_login_token_is_jwt_shaped_with_numeric_exp(api: Api, sim: Simulat
 async def test_login_failures_default_mode(sim: Simulator, user: str, key: str, code: int) -> None:
     async with httpx.AsyncClient(base_url=sim.base_url) as client:
         data = await Api(client).call("/api/Auth/loginKey", {"userName": user, "apiKey": key})
-    assert data == {"success": False, "errorCode": code, "errorMessage": None, "token": None} or (
-        data["success"] is False and data["errorCode"] == code and data["token"] is None)
+    assert data == {"success": False, "errorCode": code, "errorMessage": None, "token": None}
 
 
 async def test_pinned_users_and_their_accounts() -> None:
@@ -71,7 +70,7 @@ async def test_logout_revokes_the_token(api: Api) -> None:
     assert response.content == b""
 
 
-async def test_token_expires_on_the_clock(sim: Simulator) -> None:
+async def test_token_expires_on_the_clock() -> None:
     from risk_manager.domain import VirtualClock
 
     clock = VirtualClock(datetime(2026, 3, 3, 15, tzinfo=UTC))
@@ -146,12 +145,18 @@ async def test_retrieve_bars(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("change", "code"), [({"contractId": "X"}, 1), ({"unit": 9}, 2), ({"unitNumber": 0}, 3),
-                                              ({"limit": 20001}, 4), ({"limit": 0}, 4)])
+                                              ({"unitNumber": 10**9}, 3), ({"limit": 20001}, 4), ({"limit": 0}, 4)])
 async def test_retrieve_bars_errors(api: Api, change: dict[str, object], code: int) -> None:
     body = {"contractId": MNQ, "live": False, "startTime": EPOCH, "endTime": "2020-01-02T00:00:00Z", "unit": 3,
             "unitNumber": 1, "limit": 10, "includePartialBar": True, **change}
     data = await api.call("/api/History/retrieveBars", body)
     assert data["success"] is False and data["errorCode"] == code and data["bars"] is None
+
+
+async def test_retrieve_bars_from_the_year_one(api: Api) -> None:
+    body = {"contractId": MNQ, "live": False, "startTime": "0001-01-01T00:00:00Z", "endTime": "0001-01-03T00:00:00Z",
+            "unit": 4, "unitNumber": 1, "limit": 10, "includePartialBar": False}
+    assert len((await api.call("/api/History/retrieveBars", body))["bars"]) == 2
 
 
 async def test_place_search_and_search_open(api: Api, sim: Simulator) -> None:
@@ -343,3 +348,29 @@ async def test_every_request_is_recorded(api: Api, sim: Simulator) -> None:
     intent = sim.recorder.intents[0]
     assert (intent.kind, intent.account_id, intent.contract_id, intent.side, intent.size, intent.custom_tag,
             intent.outcome) == ("place", 1001, MNQ, 0, 1, "rec", "ok")
+
+
+async def test_inactive_contracts_and_accounts() -> None:
+    from dataclasses import replace
+
+    from risk_manager.domain import default_catalogue
+
+    catalogue = default_catalogue()
+    cfg = SimConfig(accounts=[SimAccount(1001, "SIM-1001"), SimAccount(1002, "OLD", active=False)],
+                    quote_feed="scripted", catalogue=catalogue)
+    async with Simulator(cfg) as sim, httpx.AsyncClient(base_url=sim.base_url) as client:
+        api = Api(client)
+        await api.login()
+        active = (await api.call("/api/Account/search", {"onlyActiveAccounts": True}))["accounts"]
+        everything = (await api.call("/api/Account/search", {"onlyActiveAccounts": False}))["accounts"]
+        assert [a["id"] for a in active] == [1001] and [a["id"] for a in everything] == [1001, 1002]
+        await api.call("/api/Order/place", place_body(size=2))
+        entry = catalogue.get(MNQ)
+        catalogue.add(replace(entry, contract=replace(entry.contract, active_contract=False)))
+        assert (await api.call("/api/Order/place", place_body()))["errorCode"] == 9
+        close = {"accountId": 1001, "contractId": MNQ}
+        assert (await api.call("/api/Position/closeContract", close))["errorCode"] == 4
+        assert (await api.call("/api/Position/partialCloseContract", {**close, "size": 1}))["errorCode"] == 4
+        unknown = {"accountId": 1001, "contractId": "CON.F.US.X.Z26", "size": 1}
+        assert (await api.call("/api/Position/partialCloseContract", unknown))["errorCode"] == 3
+        assert (await api.call("/api/Position/closeContract", {"accountId": 9, "contractId": MNQ}))["errorCode"] == 1

@@ -30,3 +30,11 @@ def validate(file: Path = typer.Argument(..., help="The risk config (YAML) to ch
 def schema() -> None:
     """Print the JSON Schema of the risk config to stdout."""
     typer.echo(json.dumps(RiskConfig.model_json_schema(mode="validation"), indent=2))
+
+
+@app.command()
+def docs() -> None:
+    """Print the config reference (Markdown) generated from the schema; docs/configuration.md is this."""
+    from risk_manager.engine.config_docs import render_configuration_reference
+
+    typer.echo(render_configuration_reference(), nl=False)

@@ -29,13 +29,15 @@ def serve(
     unwrapped: bool = typer.Option(False, "--unwrapped", help="Send user-hub events unwrapped (the entity itself)."),
     feed: str = typer.Option("random", help="Quote feed: 'random' (seeded walk) or 'scripted' (control API only)."),
     no_fees: bool = typer.Option(False, "--no-fees", help="Do not charge the catalogue's fees on fills."),
+    partial_quotes: bool = typer.Option(False, "--partial-quotes",
+                                        help="Quotes carry only the fields that changed (after the first)."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Run the simulated Gateway until Ctrl-C / SIGTERM."""
     configure_logging(log_level)
     try:
         config = SimConfig(seed=seed, token_lifetime=parse_duration(token_lifetime, "--token-lifetime"),
-                           wrap_user_events=not unwrapped, fees=not no_fees,
+                           wrap_user_events=not unwrapped, fees=not no_fees, partial_quotes=partial_quotes,
                            quote_feed="scripted" if feed == "scripted" else "random")
         if feed not in ("random", "scripted"):
             raise SimConfigError(f"--feed: expected 'random' or 'scripted', got {feed!r}")

@@ -13,13 +13,16 @@ Public API (the daemon, the scenario runner and the dashboard are written agains
     engine.register_contract(contract)            # metadata learned at runtime (Contract/searchById)
     actions = engine.handle(event)                # AccountEvent | OrderEvent | PositionEvent | TradeEvent |
                                                   # QuoteEvent (market trades/depth/logout are accepted, ignored)
-                                                  # or a command: ManualLock | ClearLock | StopsChecked | ResetAccount
+                                                  # or a command: ManualLock | ClearLock | StopsChecked |
+                                                  # ResetAccount | Reconciled (see engine/commands.py)
     actions = engine.on_time()                    # due work: lock expiry, grace/auto-stop timers, resets, session ends
     engine.next_deadline() -> datetime | None     # when on_time() must run next
     engine.snapshot() -> dict                     # JSON; Engine.restore(snapshot, config, clock, contracts)
-    engine.update_config(config) -> list[Action]  # live reload keeps state, locks, timers (returns unlocks)
+    engine.update_config(config) -> list[Action]  # live reload: keeps state, locks, timers; re-judges positions
     engine.status(account_id) -> AccountStatus    # dashboard view
     engine.locks(account_id) -> list[Lock]
+    engine.watched_contracts() -> list[str]       # contracts with positions/orders: quote subscriptions
+    engine.account_ids() -> list[int]
 
 Actions are frozen dataclasses (`Action.kind` ∈ close_position, reduce_position, flatten_account,
 cancel_orders, lock, modify_stop, place_stop, alert, check_stops, unlock) with the rules that asked
@@ -32,7 +35,14 @@ output BEFORE any broker action: persist them first. `check_stops` asks the daem
 
 from risk_manager.engine.actions import Action, ActionKind, AlertLevel, Lock, LockKind, merge_actions
 from risk_manager.engine.calendar import SessionBook, SessionSchedule, TradingCalendar
-from risk_manager.engine.commands import ClearLock, EngineCommand, ManualLock, ResetAccount, StopsChecked
+from risk_manager.engine.commands import (
+    ClearLock,
+    EngineCommand,
+    ManualLock,
+    Reconciled,
+    ResetAccount,
+    StopsChecked,
+)
 from risk_manager.engine.config import RiskConfig, RulesConfig
 from risk_manager.engine.config_loader import load_risk_config, parse_risk_config, parse_rules_block
 from risk_manager.engine.contracts import ContractBook, ContractInfo
@@ -56,6 +66,7 @@ __all__ = [
     "LockKind",
     "ManualLock",
     "PositionStatus",
+    "Reconciled",
     "ResetAccount",
     "RiskConfig",
     "RuleStatus",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -59,6 +59,17 @@ class Lock:
     flatten: bool = False
     by: str = "engine"
 
+    @property
+    def ends(self) -> str:
+        """When the lock ends, in words for the dashboard: a time or the condition that ends it."""
+        if self.until is not None:
+            return format_time(self.until)
+        if self.kind is LockKind.UNTIL_CAN_TRADE:
+            return "when the broker reports canTrade: true"
+        if self.kind is LockKind.SYMBOL:
+            return f"when {self.symbol} leaves the block list"
+        return "when no further session opens within a year" if self.kind is LockKind.UNTIL_SESSION else "never"
+
     def applies_to(self, symbol: str | None) -> bool:
         return self.symbol is None or (symbol is not None and symbol.upper() == self.symbol)
 
@@ -67,6 +78,7 @@ class Lock:
             "account_id": self.account_id, "kind": self.kind.value, "reason": self.reason,
             "start": format_time(self.start), "until": None if self.until is None else format_time(self.until),
             "symbol": self.symbol, "rules": list(self.rules), "flatten": self.flatten, "by": self.by,
+            "ends": self.ends,
         }
 
     @classmethod
@@ -95,7 +107,6 @@ class Action:
     message: str | None = None
     level: AlertLevel | None = None
     symbol: str | None = None
-    extra: tuple[tuple[str, Any], ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -210,6 +221,14 @@ def _merge_account(actions: list[Action]) -> list[Action]:
             merged[key] = _rekey(previous, rules)  # callers already chose the tightest price
         else:
             merged[key] = _rekey(previous, rules)
+    # a cancel of a whole contract subsumes cancels of single orders of that contract
+    for key, action in list(merged.items()):
+        if action.kind is ActionKind.CANCEL_ORDERS and action.order_id is not None:
+            wide_key = (ActionKind.CANCEL_ORDERS, action.contract_id, None)
+            wide = merged.get(wide_key)
+            if wide is not None:
+                merged[wide_key] = _rekey(wide, _merge_rules(wide.rules, action.rules))
+                del merged[key]
     result: list[Action] = []
     for key, action in merged.items():
         if key[0] == "absorbed-reduce":

@@ -47,11 +47,13 @@ class TradingCalendar:
         self._start = 0.0
         self._end = -1.0
         self._day = date.min
+        self._key = ""
 
     def _window(self, ts: float) -> None:
         local = datetime.fromtimestamp(ts, self.zone).date()
         day = local if ts < local_instant(local, self.reset_time, self.zone) else local + _DAY
         self._day = day
+        self._key = day.isoformat()
         self._start = local_instant(day - _DAY, self.reset_time, self.zone)
         self._end = local_instant(day, self.reset_time, self.zone)
 
@@ -60,6 +62,12 @@ class TradingCalendar:
         if not (self._start <= ts < self._end):
             self._window(ts)
         return self._day
+
+    def trading_day_key(self, ts: float) -> str:
+        """`trading_day(ts)` as an ISO date string (the key of per-day counters)."""
+        if not (self._start <= ts < self._end):
+            self._window(ts)
+        return self._key
 
     def next_reset(self, ts: float) -> float:
         """The first daily reset strictly after `ts`."""
@@ -76,11 +84,12 @@ class TradingCalendar:
 
 @dataclass(frozen=True, slots=True)
 class ExchangeCalendar:
-    """Holidays (closed all day) and early closes, in `zone`."""
+    """Holidays (closed all day, in `zone`) and early closes (in `early_zone`, default `zone`)."""
 
     zone: ZoneInfo
     holidays: frozenset[date]
     early_close: tuple[tuple[date, time], ...]
+    early_zone: ZoneInfo | None = None
 
 
 @lru_cache(maxsize=1)
@@ -97,15 +106,17 @@ def shipped_exchange_calendar() -> ExchangeCalendar:
 
 def exchange_calendar_for(config: SessionBlockOutsideConfig, zone: ZoneInfo) -> ExchangeCalendar:
     """The config's holidays/early closes, each list falling back to the shipped CME data when absent."""
-    shipped = shipped_exchange_calendar()
-    holidays = shipped.holidays if config.holidays is None else frozenset(config.holidays)
-    if config.early_close is None:
-        early = shipped.early_close
-    else:
-        early = tuple((e.date, e.time) for e in config.early_close)
     # The shipped data is in Chicago time; user entries are in the config's top-level zone.
-    return ExchangeCalendar(zone=shipped.zone if config.holidays is None and config.early_close is None else zone,
-                            holidays=holidays, early_close=early)
+    shipped = shipped_exchange_calendar()
+    if config.holidays is None:
+        holidays, holiday_zone = shipped.holidays, shipped.zone
+    else:
+        holidays, holiday_zone = frozenset(config.holidays), zone
+    if config.early_close is None:
+        early, early_zone = shipped.early_close, shipped.zone
+    else:
+        early, early_zone = tuple((e.date, e.time) for e in config.early_close), zone
+    return ExchangeCalendar(zone=holiday_zone, holidays=holidays, early_close=early, early_zone=early_zone)
 
 
 class SessionSchedule:
@@ -142,9 +153,10 @@ class SessionSchedule:
         for h in self.exchange.holidays:
             if first - _DAY <= h <= last + _DAY:
                 cuts.append((local_instant(h, time(0), ez), local_instant(h + _DAY, time(0), ez)))
+        early_zone = self.exchange.early_zone or ez
         for d, at in self.exchange.early_close:
             if first - _DAY <= d <= last + _DAY:
-                cuts.append((local_instant(d, at, ez), local_instant(d + _DAY, time(0), ez)))
+                cuts.append((local_instant(d, at, early_zone), local_instant(d + _DAY, time(0), early_zone)))
         intervals = _merge(_subtract(raw, cuts))
         self._starts = [s for s, _ in intervals]
         self._ends = [e for _, e in intervals]

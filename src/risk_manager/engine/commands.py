@@ -58,4 +58,19 @@ class ResetAccount:
     reason: str = ""
 
 
-EngineCommand = ManualLock | ClearLock | StopsChecked | ResetAccount
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """A REST reconciliation of one account finished (after a connect or a gap).
+
+    Feed what the broker listed first — `Position/searchOpen` as PositionEvents, `Order/searchOpen`
+    as OrderEvents, today's trades as TradeEvents (repeats are ignored) — then this command with
+    the ids of what is open: positions and working orders the engine still holds but the broker no
+    longer lists (their close/cancel event was lost) are dropped.
+    """
+
+    account_id: int
+    open_contract_ids: tuple[str, ...]
+    open_order_ids: tuple[int, ...]
+
+
+EngineCommand = ManualLock | ClearLock | StopsChecked | ResetAccount | Reconciled

@@ -6,6 +6,8 @@ under the same clock readings give the same actions (and the same idempotency ke
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,29 +23,40 @@ from risk_manager.domain import (
     Contract,
     DepthEvent,
     LogoutEvent,
+    MarketEvent,
     MarketTradeEvent,
     OrderEvent,
+    Position,
     PositionEvent,
     PositionType,
     Quote,
     QuoteEvent,
     TradeEvent,
+    UserEvent,
+    UserEventAction,
 )
 from risk_manager.domain.wire import format_time
 from risk_manager.engine.actions import Action, ActionKind, AlertLevel, Lock, LockKind, make_key, merge_actions
 from risk_manager.engine.calendar import SessionBook, TradingCalendar
-from risk_manager.engine.commands import ClearLock, ManualLock, ResetAccount, StopsChecked
+from risk_manager.engine.commands import (
+    ClearLock,
+    EngineCommand,
+    ManualLock,
+    Reconciled,
+    ResetAccount,
+    StopsChecked,
+)
 from risk_manager.engine.config import RiskConfig
 from risk_manager.engine.contracts import ContractBook, ContractInfo
 from risk_manager.engine.errors import SnapshotError, UnlockNotAllowedError
 from risk_manager.engine.rules import build_rules
 from risk_manager.engine.rules.base import Rule, RuleContext, alert
-from risk_manager.engine.rules.no_stop_loss_grace import NoStopLossGrace
+from risk_manager.engine.rules.no_stop_loss_grace import ANSWERED, NoStopLossGrace
 from risk_manager.engine.rules.session_block_outside import SessionBlockOutside
-from risk_manager.engine.state import AccountState, Change, ChangeKind, PositionState, is_stop_for, stop_coverage
+from risk_manager.engine.state import AccountState, Change, ChangeKind, PositionState, stop_coverage
 from risk_manager.engine.status import AccountStatus, PositionStatus, RuleStatus
 
-EngineEvent = Any  # a domain event or an engine command (see handle)
+EngineEvent = UserEvent | MarketEvent | LogoutEvent | EngineCommand  # what `Engine.handle` accepts
 
 SNAPSHOT_VERSION = 1
 RETRY_AFTER = 5.0  # seconds before the same enforcement for an unchanged situation is asked again
@@ -87,8 +100,9 @@ class Engine:
         self._timed = [r for r in self.rules if r.timed]
         self._grace = next((r for r in self.rules if isinstance(r, NoStopLossGrace)), None)
         self._session_rule = next((r for r in self.rules if isinstance(r, SessionBlockOutside)), None)
-        self._warn: dict[ChangeKind, list[tuple[Rule[Any], float]]] = {
-            kind: [(r, r.config.warn_at) for r in self._by_kind[kind] if r.config.warn_at is not None]
+        self._warn: dict[ChangeKind, list[tuple[Rule[Any], float, float]]] = {
+            kind: [(r, r.config.warn_at, max(r.config.warn_at - 0.1, r.config.warn_at / 2))
+                   for r in self._by_kind[kind] if r.config.warn_at is not None]
             for kind in ChangeKind}
         self._session_pending = {}
         self._next_reset = None
@@ -96,16 +110,18 @@ class Engine:
         self._due_at = None
 
     def update_config(self, config: RiskConfig) -> list[Action]:
-        """Live reload: state, locks and timers are kept. Returns `unlock` actions for symbol locks whose
-        symbol is no longer blocked (the store and audit log record them)."""
+        """Live reload: state, locks and timers are kept. Every open position is judged again under the
+        new config (a symbol just blocked, a limit just lowered), and symbol locks whose symbol is no
+        longer blocked end (`unlock` actions for the store and audit log)."""
+        old = self.config
         pending = dict(self._session_pending)
         next_reset = self._next_reset
-        same_reset = config.daily_reset == self.config.daily_reset
         self._configure(config)
-        if same_reset:
+        if config.daily_reset == old.daily_reset:
             self._next_reset = next_reset
-        if config.rules.session_block_outside == self.config.rules.session_block_outside:
-            self._session_pending = pending
+        if (config.rules.session_block_outside == old.rules.session_block_outside
+                and config.timezone == old.timezone):
+            self._session_pending = pending  # same windows: the session-end timers continue exactly
         now = self.clock.timestamp()
         self.ctx.set_now(now)
         out: list[Action] = []
@@ -118,7 +134,11 @@ class Engine:
                     out.append(self._unlock_action(acct, lock, "symbol no longer blocked by the config",
                                                    f"config:{lock.symbol}"))
             self._refresh_due(acct)
-        return out
+        cause = "config:" + hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
+        for acct in self.accounts.values():
+            for cid in sorted(acct.positions):
+                out.extend(self._evaluate(acct, Change(ChangeKind.POSITION, cause, cid)))
+        return self._finish(out)
 
     def register_contract(self, contract: Contract) -> ContractInfo:
         """Metadata learned at runtime (Contract/searchById). Positions already open get their symbol and P&L."""
@@ -163,7 +183,8 @@ class Engine:
             change = Change(ChangeKind.ORDER, f"order:{o.id}:{int(o.status)}", o.contract_id)
             acct.apply_order(o, event.action, now, change)
             out.extend(self._evaluate(acct, change))
-            self._refresh_due(acct)
+            if o.type in STOP_ORDER_TYPES:  # only stops move the grace / auto-stop timers
+                self._refresh_due(acct)
         elif isinstance(event, TradeEvent):
             t = event.trade
             acct = self._account(t.account_id)
@@ -180,7 +201,6 @@ class Engine:
                 out.extend(self._end_locks(acct, LockKind.UNTIL_CAN_TRADE, "the account can trade again",
                                            change.cause))
             out.extend(self._evaluate(acct, change))
-            self._refresh_due(acct)
         elif isinstance(event, StopsChecked):
             out.extend(self._stops_checked(event, now))
         elif isinstance(event, ManualLock):
@@ -189,6 +209,8 @@ class Engine:
             out.extend(self._clear_lock(event))
         elif isinstance(event, ResetAccount):
             out.extend(self._reset_account(event))
+        elif isinstance(event, Reconciled):
+            out.extend(self._reconciled(event, now))
         elif isinstance(event, MarketTradeEvent | DepthEvent | LogoutEvent):
             pass  # market prints and depth do not move P&L (quotes do); logout is the gateway's business
         else:
@@ -218,8 +240,16 @@ class Engine:
 
     def _on_quote(self, event: QuoteEvent, now: float, out: list[Action]) -> None:
         cid = event.contract_id
+        update = event.quote
+        for value in (update.last_price, update.best_bid, update.best_ask):
+            if value is not None and not math.isfinite(value):
+                return  # a damaged quote (NaN/inf) must never reach P&L: keep the last good one
         previous = self.quotes.get(cid)
-        quote = event.quote if previous is None else previous.merged(event.quote)
+        if previous is None or (update.last_price is not None and update.best_bid is not None
+                                and update.best_ask is not None):
+            quote = update  # a full quote: nothing of the previous one is needed for pricing
+        else:
+            quote = previous.merged(update)
         self.quotes[cid] = quote
         price = quote.price
         if price is None:
@@ -229,12 +259,16 @@ class Engine:
         if not holders:
             return
         info = self.contracts.find(cid)
-        stamp = event.quote.timestamp or event.quote.last_updated
-        cause = f"quote:{cid}:{format_time(stamp) if stamp is not None else ''}:{price:.10g}"
-        for aid in sorted(holders):
-            acct = self.accounts[aid]
+        stamp = update.timestamp or update.last_updated
+        # One (read-only) change serves every account holding the contract: rules only read it.
+        change = Change(ChangeKind.QUOTE, "", cid, quote_key=(cid, None if stamp is None else stamp.timestamp(), price))
+        accounts = self.accounts
+        for aid in sorted(holders) if len(holders) > 1 else holders:
+            acct = accounts[aid]
             if acct.reprice(cid, info, price):
-                out.extend(self._evaluate(acct, Change(ChangeKind.QUOTE, cause, cid)))
+                found = self._evaluate(acct, change)
+                if found:
+                    out.extend(found)
 
     def _symbol(self, acct: AccountState, contract_id: str | None) -> str | None:
         if contract_id is None:
@@ -245,17 +279,23 @@ class Engine:
     # --- evaluation ------------------------------------------------------------------------------
 
     def _evaluate(self, acct: AccountState, change: Change) -> list[Action]:
+        """Lock check, then the rules interested in this kind of change, then the alerts ladder."""
         ctx = self.ctx
+        ctx.serial += 1
         kind = change.kind
-        if kind in (ChangeKind.POSITION, ChangeKind.ORDER) and self.rules:
+        out: list[Action] = []
+        if change.damaged:
+            out.append(alert(acct.account_id, ENGINE_RULE, change.cause,
+                             f"the broker sent a {change.damaged} that is not a number; it was ignored — "
+                             "P&L may be incomplete until a reconciliation", AlertLevel.CRITICAL))
+        if (kind is ChangeKind.POSITION or kind is ChangeKind.ORDER) and self.rules:
             failed = self._fail_closed(acct, change)
             if failed is not None:
-                return failed
-        out: list[Action] = []
+                return out + failed
         if acct.locks:
             enforcement = self._lock_check(acct, change)
             if enforcement is not None:
-                return enforcement
+                return out + enforcement
             out.extend(self._reenforce(acct, change.cause))
         for rule in self._by_kind[kind]:
             found = rule.evaluate(ctx, acct, change)
@@ -263,15 +303,28 @@ class Engine:
                 out.extend(found)
         warn = self._warn[kind]
         if warn:
-            out.extend(self._ladder(acct, change, warn))
+            found = self._ladder(acct, change, warn)
+            if found:
+                out.extend(found)
         return out
 
     def _fail_closed(self, acct: AccountState, change: Change) -> list[Action] | None:
-        """A contract without metadata: its P&L and symbol are unknown, so close/cancel and say why."""
+        """A contract without metadata (or a position without a direction): its risk cannot be measured,
+        so close/cancel and say why."""
         cid = change.contract_id
-        if cid is None or cid in self.contracts:
+        if cid is None:
             return None
         pos = acct.positions.get(cid)
+        if cid in self.contracts:
+            if pos is None or not change.grew or pos.type in (PositionType.LONG, PositionType.SHORT):
+                return None
+            aid = acct.account_id
+            message = (f"position in {cid} has no direction (type {int(pos.type)}): its risk cannot be measured; "
+                       "the engine closes it (fail closed)")
+            return [Action(ActionKind.CLOSE_POSITION, aid, (ENGINE_RULE,),
+                           make_key(ActionKind.CLOSE_POSITION, aid, (ENGINE_RULE,), cid, change.cause),
+                           contract_id=cid),
+                    alert(aid, ENGINE_RULE, change.cause, message, AlertLevel.CRITICAL, contract_id=cid)]
         order = change.order_appeared
         if (pos is None or not change.grew) and order is None:
             return None
@@ -325,7 +378,7 @@ class Engine:
         order = change.order_appeared
         if change.kind is ChangeKind.ORDER and order is not None:
             locks = self._holding_locks(acct, self._symbol(acct, order.contract_id))
-            if not locks or self._protective(acct, order):
+            if not locks or acct.only_reduces(order):
                 return None
             rules = tuple(sorted({r for lock in locks for r in lock.rules}))
             return [Action(ActionKind.CANCEL_ORDERS, aid, rules,
@@ -333,13 +386,6 @@ class Engine:
                                     str(order.id)),
                            contract_id=order.contract_id, order_id=order.id, message="locked: no new orders")]
         return None
-
-    @staticmethod
-    def _protective(acct: AccountState, order: Any) -> bool:
-        """A stop that can only reduce an open position is allowed while locked (it lowers risk)."""
-        pos = acct.positions.get(order.contract_id)
-        return (pos is not None and order.type in STOP_ORDER_TYPES and is_stop_for(order, pos)
-                and stop_coverage(acct.orders, pos) <= pos.size)
 
     def _reenforce(self, acct: AccountState, cause: str) -> list[Action]:
         """Locks imposed with a flatten keep closing what is still open (enforcement may have failed)."""
@@ -366,57 +412,72 @@ class Engine:
                               message="locked"))
         return out
 
-    def _ladder(self, acct: AccountState, change: Change, warn: list[tuple[Rule[Any], float]]) -> list[Action]:
+    def _ladder(self, acct: AccountState, change: Change,
+                warn: list[tuple[Rule[Any], float, float]]) -> list[Action]:
         """Alerts ladder: one alert when a value crosses warn_at of its limit; re-armed below warn_at − 0.1."""
         out: list[Action] = []
-        armed = acct.alerts_armed
-        for rule, warn_at in warn:
-            rearm = max(warn_at - 0.1, warn_at / 2)
+        disarmed = acct.alerts_disarmed
+        for rule, warn_at, rearm in warn:
+            usage = rule.usage(self.ctx, acct)
+            if usage is not None and usage < warn_at and (not disarmed or usage >= rearm):
+                continue  # nothing near the limit and nothing to re-arm: the common case, kept cheap
             for m in rule.measures(self.ctx, acct):
+                fraction = m.fraction
+                if fraction < warn_at:
+                    if disarmed and fraction < rearm:
+                        disarmed.discard(f"{rule.rule_id}|{m.label}")
+                    continue
                 key = f"{rule.rule_id}|{m.label}"
-                if m.fraction >= warn_at:
-                    if armed.get(key, True):
-                        armed[key] = False
-                        if m.fraction < 1.0:
-                            message = (f"{rule.name}: {m.label} at {m.fraction:.0%} of the limit "
-                                       f"({m.value:,.2f} of {m.limit:,.2f})")
-                            out.append(alert(acct.account_id, rule.rule_id, change.cause, message,
-                                             AlertLevel.WARNING, m.contract_id, f"warn:{m.label}"))
-                elif m.fraction < rearm and armed.get(key) is False:
-                    armed[key] = True
+                if key in disarmed:
+                    continue
+                disarmed.add(key)
+                if fraction < 1.0:
+                    message = (f"{rule.name}: {m.label} at {fraction:.0%} of the limit "
+                               f"({m.value:,.2f} of {m.limit:,.2f})")
+                    out.append(alert(acct.account_id, rule.rule_id, change.cause, message, AlertLevel.WARNING,
+                                     m.contract_id, f"warn:{m.label}"))
         return out
 
     # --- output: merge, de-duplicate, book-keep --------------------------------------------------
 
     def _finish(self, actions: list[Action]) -> list[Action]:
+        """De-duplicate each rule's requests against what was already asked, then merge, then book locks.
+
+        Filtering happens before merging, on the keys the rules built, so a rule finds its own
+        request in the memo whatever it was merged with."""
         if not actions:
             return actions
-        merged = merge_actions(actions)
         now = self.ctx.now
-        out: list[Action] = []
+        kept: list[Action] = []
         touched: set[int] = set()
-        for action in merged:
-            acct = self.accounts.get(action.account_id)
-            if acct is None:
-                acct = self._account(action.account_id)
-            if action.kind is ActionKind.LOCK and action.lock is not None:
-                action = self._record_lock(acct, action)
-                touched.add(acct.account_id)
-            elif action.kind in _ONE_SHOT:
+        for action in actions:
+            kind = action.kind
+            if kind is ActionKind.LOCK or kind is ActionKind.UNLOCK:
+                kept.append(action)
+                continue
+            acct = self._account(action.account_id)
+            if kind in _ONE_SHOT or "|timer:" in action.idempotency_key:
+                # broker checks, stops we place or move, and everything a timer caused: once per key
                 if action.idempotency_key in acct.memo:
                     continue
                 acct.memo[action.idempotency_key] = now
                 touched.add(acct.account_id)
-            elif action.kind is not ActionKind.UNLOCK and not (
-                    action.kind is ActionKind.ALERT and action.level is not AlertLevel.CRITICAL):
+            elif not (kind is ActionKind.ALERT and action.level is not AlertLevel.CRITICAL):
                 sig = self._signature(acct, action)
                 seen = acct.memo.get(sig)
                 if seen is not None and now - seen < RETRY_AFTER:
                     continue
                 acct.memo[sig] = now
-            out.append(action)
-        for aid in touched:
-            self._refresh_due(self.accounts[aid])
+            kept.append(action)
+        out = merge_actions(kept)
+        for i, action in enumerate(out):
+            if action.kind is ActionKind.LOCK and action.lock is not None:
+                out[i] = self._record_lock(self._account(action.account_id), action)
+                touched.add(action.account_id)
+        if touched:
+            for aid in touched:
+                self._refresh_due(self.accounts[aid])
+            self._recompute_due(now)
         return out
 
     def _signature(self, acct: AccountState, action: Action) -> str:
@@ -434,6 +495,8 @@ class Engine:
                                  for p in acct.positions.values())
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(acct.orders))
+        if action.kind is ActionKind.ALERT and ENGINE_RULE in action.rules:
+            situation += f"|{action.message}"  # the engine's own alerts differ by what they report
         return (f"sig|{action.kind.value}|{'+'.join(action.rules)}|{cid or '-'}|{action.size}|{action.order_id}|"
                 f"{action.level.value if action.level else ''}|{situation}")
 
@@ -476,6 +539,7 @@ class Engine:
             day = self.calendar.trading_day(now)
             for acct in self.accounts.values():
                 acct.roll_day(day)
+                self._refresh_due(acct)
             self._next_reset = self.calendar.next_reset(now)
         for acct in self.accounts.values():
             due = self._acct_due.get(acct.account_id)
@@ -558,9 +622,27 @@ class Engine:
         if self._grace is None:
             return []
         pos = acct.positions.get(cmd.contract_id)
+        if pos is not None:
+            acct.memo[ANSWERED + (cmd.check_key or self._grace.check_key(acct, pos))] = now
         sig = "none" if pos is None else f"{pos.position_id}:{pos.size}"
         cause = f"stops_checked:{cmd.contract_id}:{cmd.check_key or sig}:{'ok' if cmd.ok_broker else 'unreachable'}"
         out = self._grace.stops_checked(self.ctx, acct, cmd.contract_id, cmd.ok_broker, cause)
+        self._refresh_due(acct)
+        return out
+
+    def _reconciled(self, cmd: Reconciled, now: float) -> list[Action]:
+        """Drop positions and orders the broker no longer lists; closes are judged like any other."""
+        acct = self._account(cmd.account_id)
+        acct.drop_orders_not_in(None, set(cmd.open_order_ids), now)
+        out: list[Action] = []
+        listed = set(cmd.open_contract_ids)
+        for cid in sorted(set(acct.positions) - listed):
+            gone = acct.positions[cid]
+            change = Change(ChangeKind.POSITION, f"reconciled:{gone.position_id}:0", cid)
+            acct.apply_position(Position(gone.position_id, acct.account_id, cid, self.ctx.now_dt, gone.type, 0,
+                                         gone.average_price), UserEventAction.DELETE, now, None, None, change)
+            self._holders.get(cid, set()).discard(acct.account_id)
+            out.extend(self._evaluate(acct, change))
         self._refresh_due(acct)
         return out
 
@@ -613,6 +695,16 @@ class Engine:
 
     # --- read side -------------------------------------------------------------------------------
 
+    def account_ids(self) -> list[int]:
+        return sorted(self.accounts)
+
+    def watched_contracts(self) -> list[str]:
+        """Contracts with an open position or a working order: the market-hub subscriptions P&L needs."""
+        found = {cid for cid, holders in self._holders.items() if holders}
+        for acct in self.accounts.values():
+            found.update(o.contract_id for o in acct.orders.values())
+        return sorted(found)
+
     def locks(self, account_id: int) -> list[Lock]:
         acct = self.accounts.get(account_id)
         if acct is None:
@@ -624,7 +716,7 @@ class Engine:
         self.ctx.set_now(now)
         acct = self.accounts.get(account_id) or AccountState(account_id)
         day = self.calendar.trading_day(now)
-        totals = acct.totals(day)
+        totals = acct.totals(day.isoformat())
         positions = tuple(
             PositionStatus(p.contract_id, p.symbol, _side(p), p.size, p.average_price, self.prices.get(p.contract_id),
                            p.open_pnl, stop_coverage(acct.orders, p))
@@ -661,8 +753,14 @@ class Engine:
             "prices": dict(sorted(self.prices.items())),
             "session_pending": dict(sorted(self._session_pending.items())),
             "next_reset": self._next_reset,
+            "calendar": self._calendar_fingerprint(),
             "contracts": [info.contract.to_wire() for info in self._runtime_contracts()],
         }
+
+    def _calendar_fingerprint(self) -> str:
+        rules = self.config.rules
+        return (self.config.daily_reset.model_dump_json() + self.config.timezone
+                + rules.session_block_outside.model_dump_json())
 
     def _runtime_contracts(self) -> list[ContractInfo]:
         return [i for cid in sorted({c for c in self._holders} | set(self.quotes))
@@ -688,8 +786,10 @@ class Engine:
                     engine._holders.setdefault(cid, set()).add(acct.account_id)
             engine.quotes = {cid: Quote.from_wire(q) for cid, q in snapshot["quotes"].items()}
             engine.prices.update({cid: float(p) for cid, p in snapshot["prices"].items()})
-            engine._session_pending = dict(snapshot["session_pending"])
-            engine._next_reset = snapshot["next_reset"]
+            if snapshot.get("calendar") == engine._calendar_fingerprint():
+                # same reset time and sessions: continue the timers exactly; otherwise recompute them
+                engine._session_pending = dict(snapshot["session_pending"])
+                engine._next_reset = snapshot["next_reset"]
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"engine snapshot is damaged ({type(exc).__name__}: {exc}); start without it and "
                                 "let reconciliation rebuild") from None

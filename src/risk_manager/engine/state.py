@@ -9,6 +9,7 @@ RULE-014. Only the engine mutates it; rules read it. Everything here round-trips
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum
@@ -47,7 +48,7 @@ class Change:
     """What one event did to one account: the input of the lock check and the rules."""
 
     kind: ChangeKind
-    cause: str                      # content key of the event (idempotency keys are built on it)
+    key: str                        # content key of the event (idempotency keys are built on it) …
     contract_id: str | None = None
     opened: bool = False            # a position went 0 → >0 (or reversed through zero)
     grew: bool = False              # a position opened, grew or reversed
@@ -57,6 +58,16 @@ class Change:
     trade: Trade | None = None      # a trade counted for the first time
     can_trade_lost: bool = False
     can_trade_back: bool = False
+    damaged: str = ""               # a field of the event that was not a finite number (ignored)
+    quote_key: tuple[str, float | None, float] | None = None  # … or, for quotes, its parts (formatted lazily)
+
+    @property
+    def cause(self) -> str:
+        """The content key of the causing event; for a quote `quote:<contract>:<timestamp>:<price>`."""
+        if self.quote_key is not None and not self.key:
+            cid, stamp, price = self.quote_key
+            self.key = f"quote:{cid}:{'' if stamp is None else repr(stamp)}:{price:.10g}"
+        return self.key
 
 
 @dataclass(slots=True)
@@ -73,6 +84,7 @@ class PositionState:
     growth_seq: int = 0             # account-wide counter: which position grew last
     best_price: float | None = None  # best price since entry (RULE-012 trailing)
     open_pnl: float | None = None   # None until priced (or without metadata)
+    best_moved: bool = False        # transient: the last mark set a new best price (not persisted)
 
     @property
     def signed_size(self) -> int:
@@ -106,6 +118,15 @@ class DayTotals:
         return [self.realized, self.fees, self.trades]
 
 
+_NO_TRADES = DayTotals()
+
+
+def _memo_contract(key: str) -> str:
+    """The contract of an idempotency key `kind|account|rules|contract|cause…` (after any `answered|`)."""
+    parts = key.removeprefix("answered|").split("|")
+    return parts[3] if len(parts) > 3 else ""
+
+
 def is_stop_for(order: Order, position: PositionState) -> bool:
     """A working stop (types 3/4/5) on the side that closes `position` (rules.md § Stop order)."""
     return (order.type in STOP_ORDER_TYPES and order.contract_id == position.contract_id
@@ -134,7 +155,7 @@ class AccountState:
     eod_high: float | None = None
     day_high_balance: float | None = None
     locks: dict[tuple[LockKind, str | None], Lock] = field(default_factory=dict)
-    alerts_armed: dict[str, bool] = field(default_factory=dict)
+    alerts_disarmed: set[str] = field(default_factory=set)         # ladder keys that alerted (hysteresis)
     memo: dict[str, float] = field(default_factory=dict)             # action signature → emitted at
     growth_counter: int = 0
     open_pnl: float = 0.0          # sum over priced positions
@@ -154,8 +175,10 @@ class AccountState:
                 change.closed = True
                 self._reprice_total()
             return
-        reversed_ = current is not None and current.type != position.type
-        if current is None or reversed_:
+        # A new type is a reversal through zero; a new id means the broker opened a new position
+        # (we missed the close of the previous one): both start afresh.
+        renewed = current is not None and (current.type != position.type or current.position_id != position.id)
+        if current is None or renewed:
             self.growth_counter += 1
             current = PositionState(
                 contract_id=cid, position_id=position.id, type=position.type, size=position.size,
@@ -184,14 +207,16 @@ class AccountState:
         if info is None or price is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
             pos.open_pnl = None
             return
+        best = pos.best_price
         if pos.type == PositionType.LONG:
             ticks = (price - pos.average_price) / info.tick_size
-            if pos.best_price is None or price > pos.best_price:
-                pos.best_price = price
+            moved = best is None or price > best
         else:
             ticks = (pos.average_price - price) / info.tick_size
-            if pos.best_price is None or price < pos.best_price:
-                pos.best_price = price
+            moved = best is None or price < best
+        if moved:
+            pos.best_price = price
+        pos.best_moved = moved
         pos.open_pnl = ticks * info.tick_value * pos.size
 
     def _reprice_total(self) -> None:
@@ -230,6 +255,25 @@ class AccountState:
             if pos is not None and previous.side == pos.type.closing_side:
                 pos.stop_lost_at = now
 
+    def only_reduces(self, order: Order) -> bool:
+        """True when a working order can only reduce an open position: a protective stop, a take-profit,
+        the market order of a close. It is on the closing side, and the closing-side orders together are
+        no larger than the position (stops and the others counted apart, as OCO brackets pair them)."""
+        pos = self.positions.get(order.contract_id)
+        if pos is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
+            return False
+        side = pos.type.closing_side
+        if order.side != side:
+            return False
+        stops = others = 0
+        for o in self.orders.values():
+            if o.contract_id == order.contract_id and o.side == side:
+                if o.type in STOP_ORDER_TYPES:
+                    stops += o.size
+                else:
+                    others += o.size
+        return stops <= pos.size and others <= pos.size
+
     def drop_orders_not_in(self, contract_id: str | None, open_ids: set[int], now: float) -> None:
         """Forget working orders the broker no longer lists (after an `Order/searchOpen`)."""
         for oid in [o.id for o in self.orders.values()
@@ -251,10 +295,15 @@ class AccountState:
         if totals is None:
             totals = self.days[key] = DayTotals()
         totals.trades += 1
-        totals.fees += trade.fees
-        if trade.profit_and_loss is not None:
-            totals.realized += trade.profit_and_loss
-            self.loss_streak = self.loss_streak + 1 if trade.profit_and_loss < 0 else 0
+        pnl, fees = trade.profit_and_loss, trade.fees
+        if not math.isfinite(fees):
+            fees, change.damaged = 0.0, f"trade {trade.id} fees"
+        if pnl is not None and not math.isfinite(pnl):
+            pnl, change.damaged = None, f"trade {trade.id} profitAndLoss"
+        totals.fees += fees
+        if pnl is not None:
+            totals.realized += pnl
+            self.loss_streak = self.loss_streak + 1 if pnl < 0 else 0
         ts = trade.creation_timestamp.timestamp()
         bisect.insort(self.trade_times, ts)
         cutoff = max(now, self.trade_times[-1]) - ROLLING_WINDOW
@@ -265,8 +314,9 @@ class AccountState:
     def trades_since(self, since: float) -> int:
         return len(self.trade_times) - bisect.bisect_right(self.trade_times, since)
 
-    def totals(self, day: date) -> DayTotals:
-        return self.days.get(day.isoformat()) or DayTotals()
+    def totals(self, day_key: str) -> DayTotals:
+        """Counters of one trading day (ISO key); an empty (shared, read-only) record when none."""
+        return self.days.get(day_key) or _NO_TRADES
 
     # --- account ---------------------------------------------------------------------------------
 
@@ -277,6 +327,9 @@ class AccountState:
         if self.can_trade is False and account.can_trade:
             change.can_trade_back = True
         self.can_trade = account.can_trade
+        if not math.isfinite(account.balance):
+            change.damaged = f"account {account.id} balance"
+            return
         self.balance = account.balance
         if self.first_balance is None:
             self.first_balance = account.balance
@@ -289,13 +342,15 @@ class AccountState:
             self.eod_high = self.balance if self.eod_high is None else max(self.eod_high, self.balance)
         self.day_high_balance = self.balance
         self.loss_streak = 0
-        for armed_key in list(self.alerts_armed):
-            self.alerts_armed[armed_key] = True
+        self.alerts_disarmed.clear()
         keep = {(new_day.toordinal() - i) for i in range(KEEP_DAYS)}
         self.days = {k: v for k, v in self.days.items() if date.fromisoformat(k).toordinal() in keep}
         recent = {(new_day.toordinal() - i) for i in range(2)}
         self.trade_days = {t: d for t, d in self.trade_days.items() if date.fromisoformat(d).toordinal() in recent}
-        self.memo.clear()
+        # Enforcement memory: "same request within RETRY_AFTER" entries are stale by now; one-shot
+        # timer requests (check_stops, place_stop, modify_stop) are kept while their position is open.
+        self.memo = {k: v for k, v in self.memo.items()
+                     if not k.startswith("sig|") and _memo_contract(k) in self.positions}
 
     # --- snapshot --------------------------------------------------------------------------------
 
@@ -310,7 +365,7 @@ class AccountState:
             "first_balance": self.first_balance, "eod_high": self.eod_high,
             "day_high_balance": self.day_high_balance,
             "locks": [lock.to_json() for lock in self.locks.values()],
-            "alerts_armed": dict(self.alerts_armed), "memo": dict(self.memo),
+            "alerts_disarmed": sorted(self.alerts_disarmed), "memo": dict(self.memo),
             "growth_counter": self.growth_counter, "flagged": sorted(self.flagged),
         }
 
@@ -324,7 +379,7 @@ class AccountState:
             days={k: DayTotals(v[0], v[1], int(v[2])) for k, v in d["days"].items()},
             trade_times=[float(t) for t in d["trade_times"]], loss_streak=d["loss_streak"],
             first_balance=d["first_balance"], eod_high=d["eod_high"], day_high_balance=d["day_high_balance"],
-            alerts_armed={k: bool(v) for k, v in d["alerts_armed"].items()},
+            alerts_disarmed=set(d["alerts_disarmed"]),
             memo={k: float(v) for k, v in d["memo"].items()}, growth_counter=d["growth_counter"],
             flagged=set(d["flagged"]),
         )

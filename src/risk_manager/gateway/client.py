@@ -364,24 +364,28 @@ class GatewayClient:
         data = await self._read("History/retrieveBars", body)
         return self._items("History/retrieveBars", data, "bars", Bar.from_wire)
 
-    async def search_orders(self, account_id: int, start: datetime, end: datetime | None = None) -> list[Order]:
+    # `retries` overrides errorHandling.retries.maxAttempts for one call (verification uses 0: it
+    # has its own schedule).
+    async def search_orders(self, account_id: int, start: datetime, end: datetime | None = None, *,
+                            retries: int | None = None) -> list[Order]:
         body = {"accountId": account_id, "startTimestamp": format_time(start),
                 "endTimestamp": None if end is None else format_time(end)}
-        data = await self._read("Order/search", body)
+        data = await self._read("Order/search", body, retries)
         return self._items("Order/search", data, "orders", Order.from_wire)
 
-    async def search_open_orders(self, account_id: int) -> list[Order]:
-        data = await self._read("Order/searchOpen", {"accountId": account_id})
+    async def search_open_orders(self, account_id: int, *, retries: int | None = None) -> list[Order]:
+        data = await self._read("Order/searchOpen", {"accountId": account_id}, retries)
         return self._items("Order/searchOpen", data, "orders", Order.from_wire)
 
-    async def search_open_positions(self, account_id: int) -> list[Position]:
-        data = await self._read("Position/searchOpen", {"accountId": account_id})
+    async def search_open_positions(self, account_id: int, *, retries: int | None = None) -> list[Position]:
+        data = await self._read("Position/searchOpen", {"accountId": account_id}, retries)
         return self._items("Position/searchOpen", data, "positions", Position.from_wire)
 
-    async def search_trades(self, account_id: int, start: datetime, end: datetime | None = None) -> list[Trade]:
+    async def search_trades(self, account_id: int, start: datetime, end: datetime | None = None, *,
+                            retries: int | None = None) -> list[Trade]:
         body = {"accountId": account_id, "startTimestamp": format_time(start),
                 "endTimestamp": None if end is None else format_time(end)}
-        data = await self._read("Trade/search", body)
+        data = await self._read("Trade/search", body, retries)
         return self._items("Trade/search", data, "trades", Trade.from_wire)
 
     # ----------------------------------------------------------------------------- mutations
@@ -509,21 +513,18 @@ class GatewayClient:
         return _place_refused(tag, int(data.get("errorCode") or 0), data.get("errorMessage"), verified=True)
 
     async def _find_order_by_tag(self, account_id: int, tag: str, started: datetime) -> Order | None:
-        orders = await self._read("Order/search", {
-            "accountId": account_id, "startTimestamp": format_time(started - _VERIFY_LOOKBACK),
-            "endTimestamp": None}, max_retries=0)
-        for order in self._items("Order/search", orders, "orders", Order.from_wire):
+        for order in await self.search_orders(account_id, started - _VERIFY_LOOKBACK, retries=0):
             if order.custom_tag == tag:
                 return order
         return None
 
     async def _find_order(self, account_id: int, order_id: int) -> Order | None:
         """The broker's current view of one order (open orders first, then today's history)."""
-        for order in await self.search_open_orders(account_id):
+        for order in await self.search_open_orders(account_id, retries=0):
             if order.id == order_id:
                 return order
         since = self.clock.now() - timedelta(days=1)
-        for order in await self.search_orders(account_id, since):
+        for order in await self.search_orders(account_id, since, retries=0):
             if order.id == order_id:
                 return order
         return None
@@ -572,7 +573,7 @@ class GatewayClient:
             return _mutation_result(path, data)
 
         async def check() -> MutationResult:
-            positions = await self.search_open_positions(account_id)
+            positions = await self.search_open_positions(account_id, retries=0)
             still = [p for p in positions if p.contract_id == contract_id and p.size > 0]
             if still:
                 return MutationResult(False, True, message=f"position still open ({still[0].size} contracts)")
@@ -591,7 +592,7 @@ class GatewayClient:
             return _mutation_result(path, data)
 
         async def check() -> MutationResult:
-            trades = await self.search_trades(account_id, started - timedelta(seconds=1))
+            trades = await self.search_trades(account_id, started - timedelta(seconds=1), retries=0)
             filled = sum(t.size for t in trades if t.contract_id == contract_id and t.profit_and_loss is not None)
             if filled >= size:
                 return MutationResult(True, True)

@@ -93,9 +93,8 @@ class ReconnectionConfig(_Section):
 
     def delay_s(self, attempt: int) -> float:
         """The base delay before reconnection attempt `attempt` (0-based), without jitter."""
-        if attempt < len(self.delays):
-            return min(self.delays[attempt], self.max_delay_ms) / 1000.0
-        return self.max_delay_ms / 1000.0
+        # Past the list: keep trying at its last delay (the seed's 60 s), never above maxDelayMs.
+        return min(self.delays[min(attempt, len(self.delays) - 1)], self.max_delay_ms) / 1000.0
 
 
 class HealthConfig(_Section):

@@ -112,7 +112,8 @@ async def run(url: str, user: str, key: str, account_id: int | None, symbol: str
             with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises KeyboardInterrupt
                 loop.add_signal_handler(sig, stop.set)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await stop.wait()
         await reconciler.aclose()
         print(f"positions={len(mirror.positions)} open orders={len(mirror.open_orders)} trades={len(mirror.trades)}"
               f" breaker={client.breaker.state.value} reconnects={client.user_hub.stats.reconnects}")

@@ -16,7 +16,6 @@ or event is logged and counted, never fatal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -144,6 +143,7 @@ class HubConnection:
         self._last_received = 0.0
         self._last_market_event = 0.0
         self._warned_targets: set[str] = set()
+        self._closing: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------------------- observation
     @property
@@ -161,7 +161,8 @@ class HubConnection:
         self._handlers.append(handler)
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await self._connected.wait()
 
     def _set_state(self, state: HubState, **fields: Any) -> None:
         if state is self._state:
@@ -188,24 +189,27 @@ class HubConnection:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in (self._runner, self._dispatcher):
-            if task is not None:
+        ws = self._ws
+        if ws is not None:
+            try:
+                await ws.close()
+            except Exception as exc:  # a broken socket: nothing left to close
+                log_event(log, "hub_close_failed", logging.DEBUG, hub=self.name, error=repr(exc))
+        tasks = [t for t in (self._runner, self._dispatcher) if t is not None]
+        while tasks:
+            for task in tasks:
                 task.cancel()
-        for task in (self._runner, self._dispatcher):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            _done, pending = await asyncio.wait(tasks, timeout=1.0)
+            tasks = list(pending)
         self._runner = self._dispatcher = None
-        if self._ws is not None:
-            await self._ws.close()
-            self._ws = None
+        self._ws = None
         self._set_state(HubState.DISCONNECTED)
 
     def drop_connection(self) -> None:
         """Close the current connection (it reconnects with backoff); for health checks and tests."""
         ws = self._ws
         if ws is not None:
-            asyncio.get_running_loop().create_task(ws.close())
+            self._closing = asyncio.get_running_loop().create_task(ws.close())
 
     # ----------------------------------------------------------------------------- subscriptions
     async def subscribe(self, method: str, *args: Any) -> None:
@@ -259,7 +263,8 @@ class HubConnection:
         wait = timeout_s if timeout_s is not None else self._config.health.ping_timeout / 1000.0 * 2
         try:
             await ws.send(encode_invocation(method, list(args), inv_id))
-            return await asyncio.wait_for(future, wait)
+            async with asyncio.timeout(wait):
+                return await future
         except TimeoutError:
             raise HubError(f"{self.name} hub: no completion for {method} within {wait:g} s") from None
         except ConnectionClosed as exc:
@@ -306,9 +311,7 @@ class HubConnection:
             attempt += 1
             if attempt == reconnect.max_attempts:
                 log_event(log, "hub_reconnect_attempts_exhausted", logging.ERROR, hub=self.name, attempts=attempt,
-                          action=f"retrying every {reconnect.max_delay_ms / 1000:g} s")
-            if attempt > reconnect.max_attempts:
-                delay = reconnect.max_delay_ms / 1000.0 * (1.0 + self._rng.random() * reconnect.jitter)
+                          action=f"retrying every {reconnect.delay_s(attempt):g} s")
             await asyncio.sleep(delay)
 
     async def _session(self, token: str, resubscribe_delay: bool) -> bool:
@@ -320,7 +323,8 @@ class HubConnection:
         connected = False
         try:
             await ws.send(HANDSHAKE_REQUEST)
-            first = await asyncio.wait_for(ws.recv(), open_timeout)
+            async with asyncio.timeout(open_timeout):
+                first = await ws.recv()
             if not isinstance(first, str):
                 raise ProtocolError("binary handshake answer (the JSON protocol needs text frames)")
             records = split_records(first)
@@ -332,8 +336,12 @@ class HubConnection:
                 if resubscribe_delay and self._config.subscriptions.resubscribe_delay:
                     await asyncio.sleep(self._config.subscriptions.resubscribe_delay / 1000.0)
                 if self._config.subscriptions.auto_resubscribe or not resubscribe_delay:
-                    for method, args in list(self._subscriptions):
-                        await self.invoke(method, *args)
+                    # Until none is left: a subscribe() made while we resubscribe is not lost.
+                    sent: set[tuple[str, tuple[Any, ...]]] = set()
+                    while pending := [key for key in self._subscriptions if key not in sent]:
+                        for method, args in pending:
+                            await self.invoke(method, *args)
+                            sent.add((method, args))
                 self.stats.connects += 1
                 if resubscribe_delay:
                     self.stats.reconnects += 1
@@ -461,15 +469,29 @@ class HubConnection:
                 await ws.close()
                 return
 
+    async def drain(self, timeout_s: float = 1.0) -> bool:
+        """Wait until every event received so far has been handled (False if `timeout_s` ran out).
+        Do not await this from inside an event handler: the dispatcher is busy with that handler."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+        except TimeoutError:
+            log_event(log, "hub_drain_timeout", logging.WARNING, hub=self.name, queued=self._queue.qsize())
+            return False
+        return True
+
     async def _dispatch(self) -> None:
         while True:
             event = await self._queue.get()
-            for handler in list(self._handlers):
-                try:
-                    await handler(event)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # one handler's bug must not stop the event stream
-                    self.stats.handler_errors += 1
-                    log_event(log, "hub_handler_failed", logging.ERROR, hub=self.name,
-                              event_type=type(event).__name__, error=repr(exc))
+            try:
+                for handler in list(self._handlers):
+                    try:
+                        await handler(event)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # one handler's bug must not stop the event stream
+                        self.stats.handler_errors += 1
+                        log_event(log, "hub_handler_failed", logging.ERROR, hub=self.name,
+                                  event_type=type(event).__name__, error=repr(exc))
+            finally:
+                self._queue.task_done()

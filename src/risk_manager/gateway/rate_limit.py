@@ -139,7 +139,8 @@ class SlidingWindowLimiter:
             if self._done and len(self._done) + self._in_flight >= self.limit and len(self._done) > 0:
                 wait = min(wait, max(0.001, self._done[0] + self.window_s - self._clock.timestamp()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
 
 
 HISTORY_PATH = "history/retrievebars"

@@ -12,9 +12,11 @@ positions → account):
 - an order gone from the working list: an `OrderEvent` with its real final status from `Order/search`;
 - changed or new positions / working orders / account balance or `canTrade`: their current state.
 
-Then it signals "state fresh" (`fresh`, `on_fresh`, `wait_fresh`). If user-hub events arrived
-while the snapshot was being taken, the pass is repeated (up to 3 times) so an older snapshot never
-overwrites a newer event. Passes are at least `stateReconciliation.minInterval` apart (a request
+Then it signals "state fresh" (`fresh`, `on_fresh`, `wait_fresh`). Before the snapshot the
+user hub's queue is drained (the view includes everything received so far); if user-hub events
+arrived while the snapshot was being taken, the pass is repeated (up to 3 times) so an older
+snapshot does not overwrite a newer event. Call `reconcile()` from outside hub event handlers
+(inside one, use `request()`). Passes are at least `stateReconciliation.minInterval` apart (a request
 inside the interval is deferred, never dropped). While the user hub stays down longer than
 `pollAfter`, open positions and orders are polled every `pollInterval` (through the client, so
 within the rate limit) and their changes emitted, until the hub is back.
@@ -45,7 +47,6 @@ from risk_manager.domain import (
     UserEvent,
 )
 from risk_manager.gateway.config import StateReconciliationConfig
-from risk_manager.gateway.errors import GatewayError
 from risk_manager.gateway.hubs import HubConnection, HubState
 from risk_manager.logs import log_event
 
@@ -168,7 +169,8 @@ class Reconciler:
         self._fresh_listeners.append(listener)
 
     async def wait_fresh(self, timeout_s: float | None = None) -> None:
-        await asyncio.wait_for(self._fresh.wait(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await self._fresh.wait()
 
     def _set_fresh(self, fresh: bool, reason: str) -> None:
         if fresh == self._fresh.is_set():
@@ -197,6 +199,8 @@ class Reconciler:
             self._stop_poller()
             if self._config.on_reconnect or self._last_run == float("-inf"):
                 self.request("hub_connected")
+            else:
+                self._set_fresh(True, "hub connected (stateReconciliation.onReconnect is off)")
         else:
             self._set_fresh(False, f"user hub {state.value}")
             if state is not HubState.DISCONNECTED and (self._poller is None or self._poller.done()):
@@ -233,8 +237,8 @@ class Reconciler:
                 await asyncio.sleep(wait)
             try:
                 await self.reconcile(reason)
-            except GatewayError as exc:
-                log_event(log, "reconcile_failed", logging.ERROR, reason=reason, error=str(exc),
+            except Exception as exc:  # GatewayError or a bug: log it, stay stale, try again
+                log_event(log, "reconcile_failed", logging.ERROR, reason=reason, error=f"{type(exc).__name__}: {exc}",
                           action="retrying after minInterval")
                 self._again = True
                 await asyncio.sleep(max(self._config.min_interval / 1000.0, 0.5))
@@ -255,11 +259,12 @@ class Reconciler:
             events: list[UserEvent] = []
             while True:
                 passes += 1
+                if self._hub is not None:
+                    await self._hub.drain()  # the view includes every event received before the snapshot
                 before = self._activity()
                 snapshot = await self._snapshot()
                 if self._activity() != before and passes < _MAX_PASSES:
-                    await asyncio.sleep(0)  # let the dispatcher apply what arrived, then look again
-                    continue
+                    continue  # live events arrived meanwhile: they may be newer than the snapshot
                 events = self._diff(snapshot)
                 break
             if events:
@@ -373,8 +378,8 @@ class Reconciler:
                     if events:
                         await self._emit(events)
                 self.polls += 1
-            except GatewayError as exc:
-                log_event(log, "rest_poll_failed", logging.WARNING, error=str(exc))
+            except Exception as exc:  # GatewayError or a bug: log it and keep polling
+                log_event(log, "rest_poll_failed", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(self._config.poll_interval / 1000.0)
 
 

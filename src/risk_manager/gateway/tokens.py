@@ -124,10 +124,14 @@ def key_from_keyring() -> bytes:
     except ImportError:
         raise TokenStoreError("authentication.storage.keySource is 'keyring' but the 'keyring' package is not "
                               "installed (pip install keyring), or use keySource: environment") from None
-    stored = keyring.get_password(_KEYRING_SERVICE, _KEYRING_USER)
-    if not stored:
-        stored = base64.b64encode(secrets.token_bytes(32)).decode()
-        keyring.set_password(_KEYRING_SERVICE, _KEYRING_USER, stored)
+    try:
+        stored = keyring.get_password(_KEYRING_SERVICE, _KEYRING_USER)
+        if not stored:
+            stored = base64.b64encode(secrets.token_bytes(32)).decode()
+            keyring.set_password(_KEYRING_SERVICE, _KEYRING_USER, stored)
+    except Exception as exc:  # no backend (headless server), locked keychain, ...
+        raise TokenStoreError(f"the OS keyring is not usable ({type(exc).__name__}: {exc}); use "
+                              "authentication.storage.keySource: environment") from exc
     return parse_key(str(stored), "the OS keyring entry risk-manager/token-key")
 
 

@@ -16,6 +16,7 @@ async with Simulator(cfg) as sim:            # or: sim = Simulator(cfg); await s
     sim.base_url, sim.api_url, sim.user_hub_url, sim.market_hub_url
     await sim.poll()                          # time-based behaviour now (with a VirtualClock: after advancing it)
     await sim.wait_quiet(timeout=5.0)         # no REST request in flight, no hub message queued/unsent
+    sim.busy                                  # the same condition, now (also: sim.rest.in_flight, sim.hubs.busy)
 
     sim.trader.place_order(account_id, "MNQ", side="buy", size=1, type="market", limit_price=None,
                            stop_price=None, trail_ticks=None, tag=None, fill=None) -> Order
@@ -26,9 +27,15 @@ async with Simulator(cfg) as sim:            # or: sim = Simulator(cfg); await s
     sim.add_account(SimAccount(...)) -> Account
     sim.broker.account(id) / positions(id) / open_orders(id) / orders(id) / trades(id) / contract(key)
     sim.broker.realized_pnl(id) / fees(id)
+    sim.broker.place(account_id, contract_id, OrderType, OrderSide, size, *, limit_price=, stop_price=,
+                     trail_price=, trail_ticks=, custom_tag=, stop_loss=Bracket(ticks, type), take_profit=,
+                     fill_plan=) -> Order        # the engine itself; refusals raise BrokerReject(reason, message)
+    sim.broker.step()                         # one matching step (partial fills) without the rest of poll()
     sim.faults.cut("user_hub"|"market_hub"|"rest", seconds); latency(rest_ms, hub_ms); http_errors(status, count)
     sim.faults.expire_tokens(); lose_responses(count); drop_events(hub, count); clear(); apply({...scenario fault})
-    sim.recorder.requests / intents / hub_sent / duplicate_orders (lists) / http_429 (int)
+    sim.faults.is_cut("user_hub"|"market_hub"|"rest") -> bool; sim.faults.state() -> dict
+    sim.add_user_listener(callback)           # every user event the broker emits, synchronously
+    sim.recorder.requests / intents / hub_sent (bounded deques) / duplicate_orders (list) / http_429 (int)
     sim.state() -> dict     # the same JSON as GET /_sim/state
 ```
 """

@@ -512,7 +512,8 @@ class Broker:
             if extreme != o.trail_extreme:
                 o.trail_extreme = extreme
                 new_stop = round_to_tick(extreme + o.trail_distance if o.is_buy else extreme - o.trail_distance, tick)
-                if new_stop != o.stop_price:
+                tighter = o.stop_price is None or (new_stop < o.stop_price if o.is_buy else new_stop > o.stop_price)
+                if tighter:  # a trailing stop only ever moves towards the market
                     o.stop_price = new_stop
                     o.updated = self._clock.now()
                     self._emit(OrderEvent(o.snapshot()))

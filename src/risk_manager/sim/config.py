@@ -70,6 +70,7 @@ class SimConfig:
     record_limit: int = 200_000               # entries kept per recorder list (oldest dropped first)
     rate_limit_general: tuple[int, float] = (200, 60.0)
     rate_limit_history: tuple[int, float] = (50, 30.0)
+    partial_quotes: bool = False              # True: after the first, quotes carry only the fields that changed
 
     def __post_init__(self) -> None:
         if self.quote_feed not in ("random", "scripted"):

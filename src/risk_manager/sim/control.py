@@ -97,6 +97,9 @@ class ControlApi:
             result = await handler(body)
         except (ControlError, SimConfigError, ValueError, BrokerReject, UnknownContractError) as exc:
             return self._bad(request, str(exc))
+        except Exception:  # a simulator bug must not take the server down: 500, logged with its traceback
+            log.exception("sim_control_failed path=%s", request.path)
+            return web.json_response({"error": "internal simulator error (see the simulator log)"}, status=500)
         return web.json_response({"ok": True, "result": result})
 
     @staticmethod
@@ -121,9 +124,11 @@ class ControlApi:
         if not isinstance(symbol, str):
             raise ControlError("'symbol' (or 'contract') is required")
         fill = _get(body, "fill", list, required=False)
+        if fill is not None and not all(isinstance(n, int) and not isinstance(n, bool) for n in fill):
+            raise ControlError(f"'fill' must be a list of integers, got {fill!r}")
         order = self._sim.trader.place_order(
             _get(body, "account", int), symbol, side=_get(body, "side", str), size=_get(body, "size", int),
-            type=body.get("type", "market"), limit_price=_opt_float(body, "limit_price"),
+            type=_get(body, "type", str, required=False) or "market", limit_price=_opt_float(body, "limit_price"),
             stop_price=_opt_float(body, "stop_price"), trail_ticks=_get(body, "trail_ticks", int, required=False),
             tag=_get(body, "tag", str, required=False), fill=fill)
         return order.to_wire()
@@ -145,8 +150,8 @@ class ControlApi:
         account_id = _get(body, "id", int)
         if not self._sim.broker.has_account(account_id) and "name" in body:
             return self._sim.add_account(SimAccount(
-                id=account_id, name=_get(body, "name", str), balance=float(body.get("balance", 50_000.0)),
-                can_trade=bool(body.get("can_trade", True)))).to_wire()
+                id=account_id, name=_get(body, "name", str), balance=_opt_float(body, "balance") or 50_000.0,
+                can_trade=_get(body, "can_trade", bool, required=False) is not False)).to_wire()
         return self._sim.set_account(account_id, can_trade=_get(body, "can_trade", bool, required=False),
                                      balance=_opt_float(body, "balance")).to_wire()
 

@@ -216,7 +216,10 @@ class Hubs:
         if session is None:
             log_event(log, "sim_hub_rejected", hub=hub, stage="upgrade", status=401, reason="bad or missing token")
             return web.Response(status=401)
-        ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=MAX_FRAME, autoclose=True)
+        # No WebSocket pings (heartbeat=None) but answer the client's (autoping); no permessage-deflate,
+        # as ASP.NET Core SignalR; a 2 s close handshake so a dead client cannot hold up a shutdown.
+        ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=MAX_FRAME, autoclose=True,
+                                   compress=False, timeout=2.0)
         if not ws.can_prepare(request).ok:
             log_event(log, "sim_hub_rejected", hub=hub, stage="upgrade", status=400, reason="not a WebSocket request")
             return web.Response(status=400, text="Only the WebSockets transport is supported.")

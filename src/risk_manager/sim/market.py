@@ -44,6 +44,7 @@ class QuoteState:
     volume: int
     updated: datetime
     sent_at: datetime | None = None   # clock time of the last publication (scripted re-send)
+    last_sent: Quote | None = None    # the last full quote published (partial-quote mode)
 
     def to_quote(self) -> Quote:
         change = self.last - self.open
@@ -77,6 +78,25 @@ class MarketUpdate:
 
 MarketListener = Callable[[MarketUpdate], None]
 
+
+def _changes(before: Quote, after: Quote) -> Quote:
+    """A partial quote: `symbol`, the timestamps and only the fields that changed since `before`."""
+    return Quote(
+        symbol=after.symbol,
+        symbol_name=None,
+        last_price=None if after.last_price == before.last_price else after.last_price,
+        best_bid=None if after.best_bid == before.best_bid else after.best_bid,
+        best_ask=None if after.best_ask == before.best_ask else after.best_ask,
+        change=None if after.change == before.change else after.change,
+        change_percent=None if after.change_percent == before.change_percent else after.change_percent,
+        open=None,
+        high=None if after.high == before.high else after.high,
+        low=None if after.low == before.low else after.low,
+        volume=None if after.volume == before.volume else after.volume,
+        last_updated=after.last_updated,
+        timestamp=after.timestamp,
+    )
+
 _BAR_STEP = {
     BarUnit.SECOND: timedelta(seconds=1),
     BarUnit.MINUTE: timedelta(minutes=1),
@@ -89,8 +109,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Market:
-    def __init__(self, catalogue: Catalogue, clock: Clock, seed: int, listener: MarketListener) -> None:
+    def __init__(self, catalogue: Catalogue, clock: Clock, seed: int, listener: MarketListener,
+                 partial_quotes: bool = False) -> None:
         self._catalogue = catalogue
+        self._partial = partial_quotes
         self._clock = clock
         self._seed = seed
         self._listener = listener
@@ -105,7 +127,7 @@ class Market:
         price = round_to_tick(entry.reference_price, tick)
         cid = entry.contract.id
         self._quotes[cid] = QuoteState(entry, price, round_to_tick(price - tick, tick),
-                                       round_to_tick(price + tick, tick), price, price, price, 0, now)
+                                       round_to_tick(price + tick, tick), price, price, price, 0, now, sent_at=now)
         self._rngs[cid] = random.Random(self._seed * 1_000_003 + zlib.crc32(cid.encode()))
 
     def entry(self, symbol_or_contract_id: str) -> CatalogueEntry:
@@ -151,8 +173,10 @@ class Market:
         symbol_id = state.entry.contract.symbol_id or state.entry.symbol
         trade = MarketTrade(symbol_id=symbol_id, price=last, timestamp=now,
                             type=MarketTradeType.BUY if up else MarketTradeType.SELL, volume=volume)
-        self._listener(MarketUpdate(contract_id, quote, trade, self._depth(state, now)))
+        published = _changes(state.last_sent, quote) if self._partial and state.last_sent is not None else quote
+        self._listener(MarketUpdate(contract_id, published, trade, self._depth(state, now)))
         state.sent_at = now
+        state.last_sent = quote
         return quote
 
     def _depth(self, state: QuoteState, now: datetime) -> tuple[DepthEntry, ...]:
@@ -182,6 +206,7 @@ class Market:
         for cid in contract_ids:
             state = self._quotes.get(cid)
             if state is not None and (state.sent_at is None or now - state.sent_at >= older_than):
+                # (subscribers got the quote on subscribing; this keeps market data flowing afterwards)
                 state.sent_at = now
                 self._listener(MarketUpdate(cid, state.to_quote(), None, ()))
 
@@ -203,7 +228,10 @@ class Market:
             bar_end = t + step
             if t < end and (include_partial or bar_end <= now):
                 bars.append(self._bar(entry, t, step))
-            t -= step
+            try:
+                t -= step
+            except OverflowError:  # walked back past year 1
+                break
         return bars
 
     def _price_at(self, entry: CatalogueEntry, when: datetime) -> float:

@@ -60,6 +60,9 @@ _NULLS = {
 }
 
 
+MAX_UNIT_NUMBER = 1000  # bars longer than 1000 units (e.g. 1000 months) are refused as an invalid unitNumber
+
+
 class DomainFailure(Exception):
     def __init__(self, code: int, message: str | None = None) -> None:
         self.code = code
@@ -133,7 +136,12 @@ class RestApi:
                 if self._faults.is_cut("rest"):  # cut while the request was delayed
                     log_event(log, "sim_request_rejected", path=path, status=0, reason="rest cut fault")
                     return drop(request)
-            raw = await request.read()
+            try:
+                raw = await request.read()
+            except web.HTTPException as exc:  # body above 1 MiB: 413
+                status = exc.status
+                log_event(log, "sim_request_rejected", path=path, status=status, reason=exc.reason)
+                return web.Response(status=status)
             body_for_record = _record_body(raw)
             injected = self._faults.take_http_error()
             if injected is not None:
@@ -331,8 +339,8 @@ class RestApi:
         if unit not in {u.value for u in BarUnit if u.known}:
             raise DomainFailure(2, f"unit {unit} is invalid; allowed: 1 second, 2 minute, 3 hour, 4 day, 5 week, "
                                    "6 month")
-        if args["unitNumber"] < 1:
-            raise DomainFailure(3, f"unitNumber {args['unitNumber']} must be at least 1")
+        if not 1 <= args["unitNumber"] <= MAX_UNIT_NUMBER:
+            raise DomainFailure(3, f"unitNumber {args['unitNumber']} must be between 1 and {MAX_UNIT_NUMBER}")
         if not 1 <= args["limit"] <= 20_000:
             raise DomainFailure(4, f"limit {args['limit']} must be between 1 and 20000")
         start: datetime = args["startTime"]

@@ -48,7 +48,7 @@ class Simulator:
         self.recorder = Recorder(cfg.record_limit)
         self.tokens = TokenIssuer(self.clock, cfg.token_lifetime)
         self.faults = Faults(self.clock, self._cut, self.tokens.expire_all)
-        self.market = Market(self.catalogue, self.clock, cfg.seed, self._on_market)
+        self.market = Market(self.catalogue, self.clock, cfg.seed, self._on_market, cfg.partial_quotes)
         self.hubs = Hubs(self.tokens, self.faults, self.recorder, cfg.keepalive_interval, cfg.wrap_user_events,
                          visible_accounts=self._visible_accounts, contract_id_of=self._contract_id_of,
                          snapshot_quote=self._snapshot_quote)
@@ -84,8 +84,9 @@ class Simulator:
         return self.rest.visible_accounts(user)
 
     def _contract_id_of(self, key: str) -> str | None:
+        """The contract id named by a hub subscription: an exact id in any case, never a symbol."""
         entry = self.catalogue.find(key)
-        return None if entry is None else entry.contract.id
+        return entry.contract.id if entry is not None and entry.contract.id.lower() == key.lower() else None
 
     def _snapshot_quote(self, contract_id: str) -> MarketUpdate:
         return MarketUpdate(contract_id, self.market.state(contract_id).to_quote(), None, ())
@@ -101,14 +102,12 @@ class Simulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
         await self._site.start()
-        server = self._site._server
-        sockets = getattr(server, "sockets", None) or []
         self.host = host
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.port = int(self._runner.addresses[0][1]) if self._runner.addresses else port
         if self._auto_poll:
             self._poller = asyncio.create_task(self._poll_loop(), name="sim-poller")
         log_event(log, "sim_started", rest=self.api_url, user_hub=self.user_hub_url, market_hub=self.market_hub_url,
@@ -179,13 +178,18 @@ class Simulator:
                                      self.hubs.subscribed_contracts())
         self.broker.step()
 
+    @property
+    def busy(self) -> bool:
+        """True while a REST request is in flight or a hub record is queued or being written."""
+        return bool(self.rest.in_flight) or self.hubs.busy
+
     async def wait_quiet(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - the brief's API
         """Return once no REST request is in flight and no hub message is queued or being written."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         calm = 0
         while calm < 3:  # quiet on three consecutive loop turns: nothing was about to start
-            if self.rest.in_flight or self.hubs.busy:
+            if self.busy:
                 calm = 0
                 if loop.time() >= deadline:
                     raise TimeoutError(f"simulator not quiet after {timeout}s: {self.rest.in_flight} request(s) in "

@@ -3,6 +3,11 @@
 Payload: `sub` (user name), `iat`, numeric `exp`, `jti`. `validate` issues a new token and the old
 one stays valid until its own `exp`. `logout` revokes a token; the `expire_tokens` fault expires
 every token issued so far. Times come from the simulator's clock.
+
+HS256 is written here with `hmac`/`hashlib` rather than taken from PyJWT: the simulator only
+issues and checks its own tokens (no key rotation, no other algorithms, no third-party tokens), and
+the check must also consult the revocation set and the simulator's clock, which PyJWT would not do
+for us — a new dependency for twenty lines of standard-library code.
 """
 
 from __future__ import annotations

@@ -8,9 +8,8 @@ Timer-driven rules also implement `deadline()` and `on_time()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import ClassVar, Generic, TypeVar
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 from risk_manager.engine.actions import Action, ActionKind, AlertLevel, Lock, LockKind, make_key
 from risk_manager.engine.calendar import SessionBook, TradingCalendar
@@ -21,8 +20,7 @@ from risk_manager.engine.state import AccountState, Change, ChangeKind, Position
 C = TypeVar("C", bound=RuleConfig)
 
 
-@dataclass(frozen=True, slots=True)
-class Measure:
+class Measure(NamedTuple):
     """A rule's current value against its limit. `fraction` is how much of the limit is used."""
 
     rule_id: str
@@ -45,11 +43,16 @@ class RuleContext:
         self.prices = prices
         self.now = 0.0
         self._now_dt: datetime | None = None
+        self._today_key = ""
+        # Bumped by the engine for every (account, change) evaluation: lets a rule reuse, in `usage`,
+        # the value its `evaluate` just computed for the same account (state cannot change in between).
+        self.serial = 0
 
     def set_now(self, now: float) -> None:
         if now != self.now:
             self.now = now
             self._now_dt = None
+            self._today_key = ""
 
     @property
     def now_dt(self) -> datetime:
@@ -60,12 +63,20 @@ class RuleContext:
     def today(self) -> date:
         return self.calendar.trading_day(self.now)
 
+    def today_key(self) -> str:
+        """The current trading day as an ISO key (what per-day counters are stored under)."""
+        if not self._today_key:
+            self._today_key = self.calendar.trading_day_key(self.now)
+        return self._today_key
+
     def next_reset_dt(self) -> datetime:
         return datetime.fromtimestamp(self.calendar.next_reset(self.now), UTC)
 
 
 def latched(account: AccountState, rule_id: str, symbol: str | None = None) -> bool:
     """True while a lock this rule imposed holds: the breach is being enforced, do not fire again."""
+    if not account.locks:
+        return False
     return any(rule_id in lock.rules and lock.symbol == symbol for lock in account.locks.values())
 
 
@@ -123,6 +134,13 @@ def lock_and_flatten(ctx: RuleContext, account_id: int, rule_id: str, cause: str
     return out
 
 
+def cooldown_until(ctx: RuleContext, trade_time: datetime, cooldown: timedelta) -> datetime | None:
+    """A cooldown runs from the fill that caused it (never from the future); None when already over —
+    e.g. old fills replayed by a start-up reconciliation do not lock the account now."""
+    until = min(trade_time, ctx.now_dt) + cooldown
+    return until if until > ctx.now_dt else None
+
+
 def money(value: float) -> str:
     return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
@@ -141,6 +159,12 @@ class Rule(Generic[C]):
 
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         return []
+
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        """The largest fraction of a limit in use, or None when the rule cannot say it cheaply
+        (the alerts ladder then reads `measures`). Rules with one measure override it: it keeps the
+        ladder off the hot path while nothing is near a limit."""
+        return None
 
     def deadline(self, ctx: RuleContext, account: AccountState) -> float | None:
         """The next instant `on_time` has work for this account (timer-driven rules)."""

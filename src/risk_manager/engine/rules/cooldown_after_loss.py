@@ -6,7 +6,16 @@ from datetime import timedelta
 
 from risk_manager.engine.actions import Action, LockKind
 from risk_manager.engine.config import CooldownAfterLossConfig, format_duration
-from risk_manager.engine.rules.base import Measure, Rule, RuleContext, fraction, latched, lock_and_flatten, money
+from risk_manager.engine.rules.base import (
+    Measure,
+    Rule,
+    RuleContext,
+    cooldown_until,
+    fraction,
+    latched,
+    lock_and_flatten,
+    money,
+)
 from risk_manager.engine.state import AccountState, Change, ChangeKind
 
 
@@ -37,9 +46,12 @@ class CooldownAfterLoss(Rule[CooldownAfterLossConfig]):
                 cooldown = self.config.consecutive_cooldown
         if cooldown is None:
             return []
+        until = cooldown_until(ctx, trade.creation_timestamp, cooldown)
+        if until is None:
+            return []
         reason = f"cooldown {format_duration(cooldown)} after {' and '.join(reasons)}"
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.COOLDOWN,
-                                ctx.now_dt + cooldown, reason, flatten_positions=self.config.close_positions)
+                                until, reason, flatten_positions=self.config.close_positions)
 
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         n = self.config.consecutive_losses

@@ -14,13 +14,14 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
 
     def __init__(self, config: DailyRealizedLossConfig) -> None:
         super().__init__(config)
+        self._seen: tuple[int, float] = (-1, 0.0)  # (ctx.serial, value) of the last evaluate
         kinds = {ChangeKind.TRADE, ChangeKind.POSITION}
         if config.include_unrealized:
             kinds.add(ChangeKind.QUOTE)
         self.triggers = frozenset(kinds)  # type: ignore[misc]
 
     def value(self, ctx: RuleContext, account: AccountState) -> float:
-        totals = account.totals(ctx.today())
+        totals = account.totals(ctx.today_key())
         value = totals.realized - (totals.fees if self.config.include_fees else 0.0)
         if self.config.include_unrealized:
             value += account.open_pnl
@@ -31,12 +32,22 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
         if limit is None or latched(account, self.rule_id):
             return []
         value = self.value(ctx, account)
+        self._seen = (ctx.serial, value)
         if value > -limit:
             return []
         what = "net P&L" if self.config.include_unrealized else "realized P&L"
         reason = f"daily loss limit reached: {what} {money(value)} (limit -{money(limit)[1:]}); locked until the reset"
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.UNTIL_RESET,
                                 ctx.next_reset_dt(), reason)
+
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        limit = self.config.loss_limit
+        if limit is None:
+            return None
+        serial, value = self._seen
+        if serial != ctx.serial:
+            value = self.value(ctx, account)
+        return max(0.0, -value) / limit
 
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         limit = self.config.loss_limit

@@ -14,7 +14,7 @@ class DailyRealizedProfit(Rule[DailyRealizedProfitConfig]):
     triggers = frozenset({ChangeKind.TRADE})
 
     def value(self, ctx: RuleContext, account: AccountState) -> float:
-        totals = account.totals(ctx.today())
+        totals = account.totals(ctx.today_key())
         return totals.realized - (totals.fees if self.config.include_fees else 0.0)
 
     def evaluate(self, ctx: RuleContext, account: AccountState, change: Change) -> list[Action]:
@@ -27,6 +27,10 @@ class DailyRealizedProfit(Rule[DailyRealizedProfitConfig]):
         reason = f"{self.config.message} (realized {money(value)}, target {money(target)}); locked until the reset"
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.UNTIL_RESET,
                                 ctx.next_reset_dt(), reason)
+
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        target = self.config.target
+        return None if target is None else max(0.0, self.value(ctx, account)) / target
 
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         target = self.config.target

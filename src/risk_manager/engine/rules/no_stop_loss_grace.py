@@ -15,6 +15,9 @@ from risk_manager.engine.config import NoStopLossGraceConfig, format_duration
 from risk_manager.engine.rules.base import Rule, RuleContext, alert, close
 from risk_manager.engine.state import AccountState, PositionState, stop_coverage
 
+STOP_CHECK_TIMEOUT = 15.0  # seconds the daemon has to answer a check_stops with StopsChecked
+ANSWERED = "answered|"     # memo prefix: a check_stops that got its StopsChecked answer
+
 
 class NoStopLossGrace(Rule[NoStopLossGraceConfig]):
     rule_id = "RULE-008"
@@ -36,26 +39,52 @@ class NoStopLossGrace(Rule[NoStopLossGraceConfig]):
         cause = f"timer:grace:{pos.contract_id}:{self.grace_deadline(pos):.3f}"
         return make_key(ActionKind.CHECK_STOPS, account.account_id, (self.rule_id,), pos.contract_id, cause)
 
+    def _timeout_cause(self, pos: PositionState) -> str:
+        return f"timer:stops_unanswered:{pos.contract_id}:{self.grace_deadline(pos):.3f}"
+
+    def _pending(self, account: AccountState, pos: PositionState) -> tuple[float, str] | None:
+        """(when, what) of this position's next RULE-008 step, None when there is nothing to do."""
+        if self.covered(account, pos):
+            return None
+        key = self.check_key(account, pos)
+        asked = account.memo.get(key)
+        if asked is None:
+            return self.grace_deadline(pos), "check"
+        if ANSWERED + key in account.memo:
+            return None
+        timeout_key = make_key(ActionKind.CLOSE_POSITION, account.account_id, (self.rule_id,), pos.contract_id,
+                               self._timeout_cause(pos))
+        if timeout_key in account.memo:
+            return None
+        return asked + STOP_CHECK_TIMEOUT, "timeout"
+
     def deadline(self, ctx: RuleContext, account: AccountState) -> float | None:
         best: float | None = None
         for pos in account.positions.values():
-            if self.covered(account, pos) or self.check_key(account, pos) in account.memo:
-                continue
-            d = self.grace_deadline(pos)
-            if best is None or d < best:
-                best = d
+            pending = self._pending(account, pos)
+            if pending is not None and (best is None or pending[0] < best):
+                best = pending[0]
         return best
 
     def on_time(self, ctx: RuleContext, account: AccountState) -> list[Action]:
         out: list[Action] = []
         for pos in account.positions.values():
-            if self.grace_deadline(pos) > ctx.now or self.covered(account, pos):
+            pending = self._pending(account, pos)
+            if pending is None or pending[0] > ctx.now:
                 continue
-            key = self.check_key(account, pos)
-            out.append(Action(ActionKind.CHECK_STOPS, account.account_id, (self.rule_id,), key,
-                              contract_id=pos.contract_id, size=pos.size, symbol=pos.symbol,
-                              message=f"{pos.symbol}: no stop after {format_duration(self.config.grace)}; "
-                                      "asking the broker for open orders"))
+            if pending[1] == "check":
+                out.append(Action(ActionKind.CHECK_STOPS, account.account_id, (self.rule_id,),
+                                  self.check_key(account, pos), contract_id=pos.contract_id, size=pos.size,
+                                  symbol=pos.symbol,
+                                  message=f"{pos.symbol}: no stop after {format_duration(self.config.grace)}; "
+                                          "asking the broker for open orders"))
+            else:  # the daemon never answered the check: fail closed
+                cause = self._timeout_cause(pos)
+                out += [close(account.account_id, self.rule_id, cause, pos),
+                        alert(account.account_id, self.rule_id, cause,
+                              f"{pos.symbol}: the broker check for a stop got no answer within "
+                              f"{STOP_CHECK_TIMEOUT:g}s; closing the position (no stop can be confirmed)",
+                              contract_id=pos.contract_id)]
         return out
 
     def stops_checked(self, ctx: RuleContext, account: AccountState, contract_id: str, ok_broker: bool,

@@ -32,8 +32,9 @@ class SessionBlockOutside(Rule[SessionBlockOutsideConfig]):
             return []
         if change.kind is ChangeKind.POSITION and not change.grew:
             return []
-        if change.kind is ChangeKind.ORDER and change.order_appeared is None:
-            return []
+        if change.kind is ChangeKind.ORDER and (change.order_appeared is None
+                                                or account.only_reduces(change.order_appeared)):
+            return []  # closing what is open is always allowed
         info = ctx.contracts.find(cid)
         if info is None:
             return []

@@ -31,10 +31,10 @@ class SymbolBlocks(Rule[SymbolBlocksConfig]):
             return []
         pos = account.positions.get(cid)
         order = change.order_appeared
-        if change.kind is ChangeKind.POSITION and (pos is None or not change.grew):
+        if change.kind is ChangeKind.POSITION and (pos is None or change.shrank):
             return []
-        if change.kind is ChangeKind.ORDER and order is None:
-            return []
+        if change.kind is ChangeKind.ORDER and (order is None or account.only_reduces(order)):
+            return []  # closing what is open is always allowed
         info = ctx.contracts.find(cid)
         if info is None or not self.blocked(info.symbol) or latched(account, self.rule_id, info.symbol):
             return []

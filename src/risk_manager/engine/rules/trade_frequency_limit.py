@@ -6,7 +6,15 @@ from datetime import timedelta
 
 from risk_manager.engine.actions import Action, LockKind
 from risk_manager.engine.config import TradeFrequencyLimitConfig, format_duration
-from risk_manager.engine.rules.base import Measure, Rule, RuleContext, fraction, latched, lock_and_flatten
+from risk_manager.engine.rules.base import (
+    Measure,
+    Rule,
+    RuleContext,
+    cooldown_until,
+    fraction,
+    latched,
+    lock_and_flatten,
+)
 from risk_manager.engine.state import AccountState, Change, ChangeKind
 
 
@@ -24,7 +32,7 @@ class TradeFrequencyLimit(Rule[TradeFrequencyLimitConfig]):
         if c.per_hour is not None:
             out.append(("per_hour", account.trades_since(ctx.now - 3600.0), c.per_hour, c.cooldowns.per_hour))
         if c.per_session is not None:
-            out.append(("per_session", account.totals(ctx.today()).trades, c.per_session, c.cooldowns.per_session))
+            out.append(("per_session", account.totals(ctx.today_key()).trades, c.per_session, c.cooldowns.per_session))
         return out
 
     def evaluate(self, ctx: RuleContext, account: AccountState, change: Change) -> list[Action]:
@@ -34,7 +42,9 @@ class TradeFrequencyLimit(Rule[TradeFrequencyLimitConfig]):
         if not breached:
             return []
         window, count, limit, cooldown = max(breached, key=lambda w: w[3])
-        until = ctx.now_dt + cooldown
+        until = cooldown_until(ctx, change.trade.creation_timestamp, cooldown)
+        if until is None:
+            return []
         reason = (f"overtrading: {count} fills {window.replace('_', ' ')} (limit {limit}); "
                   f"cooldown {format_duration(cooldown)}")
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.COOLDOWN, until,

@@ -14,6 +14,7 @@ from risk_manager.engine.rules.base import Rule, RuleContext
 from risk_manager.engine.state import AccountState, Change, ChangeKind, PositionState, is_stop_for, stop_coverage
 
 _EPS = 1e-9
+_DIRECTED = (PositionType.LONG, PositionType.SHORT)
 
 
 class TradeManagement(Rule[TradeManagementConfig]):
@@ -38,7 +39,9 @@ class TradeManagement(Rule[TradeManagementConfig]):
         best: float | None = None
         for pos in account.positions.values():
             d = self.auto_deadline(pos)
-            if d is None or stop_coverage(account.orders, pos) > 0 or self._auto_key(account, pos, d) in account.memo:
+            if d is None or pos.type not in _DIRECTED or pos.contract_id not in ctx.contracts:
+                continue
+            if stop_coverage(account.orders, pos) > 0 or self._auto_key(account, pos, d) in account.memo:
                 continue
             if best is None or d < best:
                 best = d
@@ -54,7 +57,7 @@ class TradeManagement(Rule[TradeManagementConfig]):
             if d is None or d > ctx.now or stop_coverage(account.orders, pos) > 0:
                 continue
             info = ctx.contracts.find(pos.contract_id)
-            if info is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
+            if info is None or pos.type not in _DIRECTED:
                 continue
             sign = -1 if pos.type == PositionType.LONG else 1
             price = round_to_tick(pos.average_price + sign * auto.ticks * info.tick_size, info.tick_size)
@@ -92,7 +95,11 @@ class TradeManagement(Rule[TradeManagementConfig]):
             return []
         pos = account.positions.get(change.contract_id)
         price = ctx.prices.get(change.contract_id)
-        if pos is None or price is None or pos.type not in (PositionType.LONG, PositionType.SHORT):
+        if pos is None or price is None or pos.type not in _DIRECTED:
+            return []
+        if change.kind is ChangeKind.QUOTE and not pos.best_moved:
+            # The wanted stop depends only on the best price; when it did not move, whatever it wants
+            # was already asked (a new best is always beyond the wanted stop, so nothing was held back).
             return []
         info = ctx.contracts.find(pos.contract_id)
         if info is None:

@@ -17,6 +17,10 @@ class TrailingMaxLoss(Rule[TrailingMaxLossConfig]):
     name = "trailing_max_loss"
     triggers = frozenset({ChangeKind.ACCOUNT, ChangeKind.QUOTE, ChangeKind.POSITION, ChangeKind.TRADE})
 
+    def __init__(self, config: TrailingMaxLossConfig) -> None:
+        super().__init__(config)
+        self._seen: tuple[int, float] = (-1, 0.0)  # (ctx.serial, usage) of the last evaluate
+
     def starting_balance(self, account: AccountState) -> float | None:
         return self.config.starting_balance if self.config.starting_balance is not None else account.first_balance
 
@@ -33,6 +37,9 @@ class TrailingMaxLoss(Rule[TrailingMaxLossConfig]):
             return []
         equity = account.balance + account.open_pnl
         trigger = floor + self.config.buffer
+        if self.config.max_loss is not None:
+            self._seen = (ctx.serial, max(0.0, floor + self.config.max_loss - equity)
+                          / (self.config.max_loss - self.config.buffer))
         if equity > trigger:
             return []
         reason = (f"trailing max loss: equity {money(equity)} reached {money(trigger)} (floor {money(floor)}"
@@ -40,12 +47,19 @@ class TrailingMaxLoss(Rule[TrailingMaxLossConfig]):
         return lock_and_flatten(ctx, account.account_id, self.rule_id, change.cause, LockKind.UNTIL_RESET,
                                 ctx.next_reset_dt(), reason)
 
+    def usage(self, ctx: RuleContext, account: AccountState) -> float | None:
+        if self._seen[0] == ctx.serial:
+            return self._seen[1]
+        floor, max_loss = self.floor(account), self.config.max_loss
+        if floor is None or max_loss is None or account.balance is None:
+            return 0.0
+        used = floor + max_loss - (account.balance + account.open_pnl)
+        return max(0.0, used) / (max_loss - self.config.buffer)
+
     def measures(self, ctx: RuleContext, account: AccountState) -> list[Measure]:
         floor, max_loss = self.floor(account), self.config.max_loss
         if floor is None or max_loss is None or account.balance is None:
             return []
         equity = account.balance + account.open_pnl
-        room = max_loss - self.config.buffer
-        used = floor + max_loss - equity
         return [Measure(self.rule_id, "drawdown to floor", equity, floor + self.config.buffer,
-                        max(0.0, used) / room)]
+                        self.usage(ctx, account) or 0.0)]
