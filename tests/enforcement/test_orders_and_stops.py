@@ -132,3 +132,12 @@ async def test_place_stop_refused_by_the_broker_fails(rig: Rig) -> None:
     outcome = await rig.one(through)
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.reason is not None and outcome.reason.startswith("the broker refused the stop at 25100")
+
+
+async def test_a_stop_move_the_broker_refuses_fails(rig: Rig) -> None:
+    stop_id = _long_with_stop(rig, 24950.0)
+    outcome = await rig.one(action(ActionKind.MODIFY_STOP, "modify-through", contract_id=MNQ, order_id=stop_id,
+                                   price=25010.0))  # tighter, but through the market
+    assert outcome.status is OutcomeStatus.FAILED
+    assert (outcome.reason or "").startswith(f"the broker refused to move stop {stop_id} to 25010")
+    assert rig.sim.broker.order(ACCOUNT, stop_id).stop_price == 24950.0  # type: ignore[union-attr]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -85,7 +86,7 @@ async def test_flatten_closes_every_position_including_one_the_hint_missed(rig: 
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert rig.position_sizes() == {}
     assert sorted(i.contract_id for i in rig.intents("close")) == sorted([MNQ, ES, CL])
-    assert outcome.detail == "verified flat (3 position(s) closed)"
+    assert outcome.detail == "verified flat (close sent for 3 contract(s))"
 
 
 async def test_flatten_of_an_account_with_nothing_open(rig: Rig) -> None:
@@ -127,13 +128,16 @@ def _close_in_parts(sim: Simulator, chunks: list[int], monkeypatch: pytest.Monke
 
 
 async def test_partial_fills_of_a_close_are_waited_for_without_a_second_close(
-        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+        rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="risk_manager.enforcement")
     rig.sim.trader.place_order(ACCOUNT, "ES", side="buy", size=4, type="market")
     _close_in_parts(rig.sim, [1, 1, 1, 1], monkeypatch)
     outcome = await rig.one(action(ActionKind.CLOSE_POSITION, "close-partial", contract_id=ES))
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert rig.position_sizes() == {}
     assert len(rig.intents("close")) == 1  # the working close was tracked, never doubled
+    progress_lines = caplog.text.count("enforcement_partial_fill")
+    assert 1 <= progress_lines <= 3  # one line per new fill volume seen (1, 2, 3 of 4), not one per read
 
 
 async def test_a_close_that_keeps_filling_in_parts_times_out(
@@ -149,3 +153,22 @@ async def test_a_close_that_keeps_filling_in_parts_times_out(
     assert "still open after 0.15 s" in outcome.reason
     assert len(rig.intents("close")) == 1
     assert all(size < 0 for size in rig.position_sizes().values())  # still short: never flipped
+
+
+@pytest.mark.parametrize(("side", "held", "hinted", "to_size"), [
+    ("buy", 5, 5, 2), ("sell", 5, 3, 2), ("buy", 4, 5, 2), ("sell", 2, None, 0), ("buy", 1, 1, 1),
+    ("sell", 6, 9, 1), ("buy", 3, 1, 2),
+])
+async def test_reduce_ends_at_or_below_the_target_on_the_same_side(
+        rig: Rig, side: str, held: int, hinted: int | None, to_size: int) -> None:
+    rig.sim.trader.place_order(ACCOUNT, "ES", side=side, size=held, type="market")  # type: ignore[arg-type]
+    if hinted is not None:
+        rig.positions[ACCOUNT] = {ES: hinted}
+    outcome = await rig.one(action(ActionKind.REDUCE_POSITION, f"reduce-{side}-{held}-{hinted}-{to_size}",
+                                   contract_id=ES, size=to_size))
+    assert outcome.status is OutcomeStatus.DONE, outcome.reason
+    left = rig.position_sizes().get(ES, 0)
+    sign = 1 if side == "buy" else -1
+    assert 0 <= sign * left <= to_size  # reduced, never through zero to the other side
+    if hinted is None or hinted <= held:
+        assert sign * left == min(held, to_size)  # an exact (or fresh-enough) view reduces exactly

@@ -23,7 +23,7 @@ from risk_manager.gateway import BreakerState, GatewayClient
 from risk_manager.sim import Simulator
 from risk_manager.store import ActionState, Store
 
-from .conftest import ACCOUNT, ES, MNQ, OTHER, Rig, action, make_client
+from .conftest import ACCOUNT, CL, ES, MNQ, OTHER, Rig, action, make_client
 
 
 async def test_a_key_runs_at_most_once_even_after_a_restart(
@@ -129,22 +129,29 @@ async def test_resume_pending_verifies_an_in_flight_claim_before_acting(
     sim.trader.close_position(ACCOUNT, "ES")
     pending = action(ActionKind.CANCEL_ORDERS, "never-started")
     assert await store.record_pending(pending.idempotency_key, ACCOUNT, pending.to_json())
+    # Released after an unknown outcome: its reduction did reach the broker (4 → 2) before the crash.
+    sim.trader.place_order(ACCOUNT, "CL", side="buy", size=2, type="market")
+    released = action(ActionKind.REDUCE_POSITION, "released-reduce", contract_id=CL, size=2)
+    assert await store.claim(released.idempotency_key, ACCOUNT, released.to_json())
+    assert await store.release_action(released.idempotency_key, "outcome unknown")
     assert await store.record_pending("garbage", ACCOUNT, {"kind": "close_position"})
     rig = Rig(sim, client, store)
+    rig.positions[ACCOUNT] = {CL: 4}  # a stale view: a blind reduction would close 2 more
     await rig.enforcer.start()
-    assert await rig.enforcer.resume_pending() == 3
+    assert await rig.enforcer.resume_pending() == 4
     await rig.enforcer.idle()
     await rig.enforcer.aclose()
     by_key = {o.action.idempotency_key: o for o in rig.outcomes}
     assert by_key["crash-mnq"].status is OutcomeStatus.DONE and by_key["crash-mnq"].attempts == 1
     assert by_key["crash-es"].status is OutcomeStatus.DONE and by_key["crash-es"].attempts == 0
     assert by_key["never-started"].status is OutcomeStatus.DONE
-    assert rig.position_sizes() == {}
+    assert by_key["released-reduce"].status is OutcomeStatus.DONE and by_key["released-reduce"].attempts == 0
+    assert rig.position_sizes() == {CL: 2}  # verified first: nothing more was closed
     assert [i.contract_id for i in rig.intents("close")] == [MNQ]  # ES was already flat: no second close
     assert await store.unfinished_actions() == []
     garbage = await store.action("garbage")
     assert garbage is not None and garbage.state is ActionState.FAILED and "lacks the field" in garbage.detail
-    assert rig.enforcer.stats.resumed == 3
+    assert rig.enforcer.stats.resumed == 4
 
 
 async def test_submit_refuses_unknown_kinds_and_anything_after_close(rig: Rig) -> None:
@@ -152,6 +159,8 @@ async def test_submit_refuses_unknown_kinds_and_anything_after_close(rig: Rig) -
         rig.enforcer.submit(action(ActionKind.ALERT, "alert-1", message="hi"))
     with pytest.raises(ValueError, match="check_stops"):
         rig.enforcer.submit(action(ActionKind.CHECK_STOPS, "check-1"))
+    with pytest.raises(UnsupportedActionError, match="carries no lock"):
+        rig.enforcer.submit(action(ActionKind.LOCK, "lock-without-lock"))
     await rig.enforcer.aclose()
     with pytest.raises(EnforcerClosedError):
         rig.enforcer.submit(action(ActionKind.FLATTEN_ACCOUNT, "late"))
@@ -190,6 +199,10 @@ async def test_an_internal_error_fails_the_action_and_the_queue_goes_on(
     first, second = await rig.run(action(ActionKind.FLATTEN_ACCOUNT, "f1"), action(ActionKind.FLATTEN_ACCOUNT, "f2"))
     assert first.status is OutcomeStatus.FAILED and "internal error" in (first.reason or "")
     assert second.status is OutcomeStatus.DONE
+    stored = await rig.store.action("f1")
+    assert stored is not None and stored.state is ActionState.PENDING  # handed back for a retry
+    [logged] = [r for r in await rig.store.enforcement_log(ACCOUNT) if r.key == "f1"]
+    assert logged.outcome == "failed"
 
 
 async def test_aclose_waits_for_in_flight_work_within_its_bound(rig: Rig) -> None:

@@ -125,10 +125,15 @@ class Enforcer:
             if action.idempotency_key != pending.key:
                 action = replace(action, idempotency_key=pending.key)
             in_flight = pending.state is ActionState.IN_FLIGHT
+            # attempts > 0 on a pending row: it was claimed before and released (outcome unknown, circuit
+            # open...): it may have reached the broker, so it too asks the broker first.
+            verify_first = in_flight or pending.attempts > 0
+            if verify_first:
+                self._verify_first.add(pending.key)
             log_event(log, "enforcement_resumed", idempotency_key=pending.key, account_id=pending.account_id,
-                      kind=action.kind.value, state=pending.state.value)
+                      kind=action.kind.value, state=pending.state.value, verify_first=verify_first)
             self.stats.resumed += 1
-            self._enqueue(_Job(action, time.perf_counter_ns(), owned=in_flight, verify_first=in_flight))
+            self._enqueue(_Job(action, time.perf_counter_ns(), owned=in_flight, verify_first=verify_first))
             queued += 1
         return queued
 
@@ -139,6 +144,8 @@ class Enforcer:
             raise UnsupportedActionError(
                 f"the enforcer does not execute {action.kind.value!r} actions (allowed: "
                 f"{', '.join(sorted(k.value for k in self._kinds))}); alerts and stop checks belong to the daemon")
+        if action.kind is ActionKind.LOCK and action.lock is None:
+            raise UnsupportedActionError(f"lock action {action.idempotency_key!r} carries no lock")
         self._enqueue(_Job(action, time.perf_counter_ns()))
 
     def _enqueue(self, job: _Job) -> None:
@@ -202,11 +209,23 @@ class Enforcer:
                 raise
             except Exception as exc:  # never let the account's queue die: report and go on
                 log.exception("enforcement_internal_error idempotency_key=%s", job.action.idempotency_key)
-                outcome = self._outcome(job.action, OutcomeStatus.FAILED,
-                                        f"internal error in the enforcer ({type(exc).__name__}: {exc}); the "
-                                        "action was not completed — check the account", self._clock.now(),
-                                        time.perf_counter_ns(), 0)
+                outcome = await self._internal_error(job.action, exc)
             self._report(outcome)
+
+    async def _internal_error(self, action: Action, exc: Exception) -> ActionOutcome:
+        """A bug or a failing store: report `failed`, and hand the key back (verify-first) if possible."""
+        outcome = self._outcome(action, OutcomeStatus.FAILED,
+                                f"internal error in the enforcer ({type(exc).__name__}: {exc}); the action was "
+                                "not completed — check the account", self._clock.now(), time.perf_counter_ns(), 0)
+        if action.kind is not ActionKind.LOCK:
+            self._verify_first.add(action.idempotency_key)
+        try:
+            self._log_record(outcome)
+            if action.kind is not ActionKind.LOCK:
+                await self._store.release_action(action.idempotency_key, outcome.reason or "internal error")
+        except Exception:
+            log.exception("enforcement_release_failed idempotency_key=%s", action.idempotency_key)
+        return outcome
 
     async def _execute(self, job: _Job) -> ActionOutcome:
         action = job.action

@@ -38,10 +38,11 @@ OrdersHint = Callable[[int], Iterable[int | tuple[int, str]]]
 """The daemon's current working orders of an account: order ids, or (order_id, contract_id) pairs
 (only pairs can be used for a `cancel_orders` of one contract)."""
 
-# Verification reads back off from "at once" to one per second (asyncio.sleep on the loop's clock:
-# a virtual clock that nobody advances must not stall verification).
-_POLL_DELAYS_S = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
-_MAX_POLL_S = 1.0
+# Verification reads back off from "at once" to one every 2 s (asyncio.sleep on the loop's clock: a
+# virtual clock that nobody advances must not stall verification). A 60 s partial-fill wait thus
+# costs ~60 reads (positions + orders every 2 s) of the 200 requests / 60 s budget, not all of it.
+_POLL_DELAYS_S = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+_MAX_POLL_S = 2.0
 
 # Refusals that no repeat can overcome (error names of gateway-protocol.md §3).
 _PERMANENT = frozenset({"AccountNotFound", "ContractNotFound", "ContractNotActive", "AccountRejected"})
@@ -100,6 +101,16 @@ class _Progress:
         last = self.last_sent.get(target)
         return last is None or now - last >= limits.resend_after_s
 
+    def next_due(self, targets: Iterable[str | int], deadline: float, limits: Limits) -> float:
+        """The loop time the next verification read is needed by: when a repeat becomes allowed for one
+        of `targets` (still wrong), or the deadline."""
+        due = deadline
+        for target in targets:
+            last = self.last_sent.get(target)
+            if self.sent.get(target, 0) < limits.max_attempts and last is not None:
+                due = min(due, last + limits.resend_after_s)
+        return due
+
     def refusal_note(self) -> str:
         if not self.refusals:
             return ""
@@ -109,10 +120,13 @@ class _Progress:
 class _Backoff:
     def __init__(self) -> None:
         self._step = 0
+        self.due: float | None = None  # loop time by which the next read must happen (a repeat, a deadline)
 
     async def wait(self) -> None:
         delay = _POLL_DELAYS_S[self._step] if self._step < len(_POLL_DELAYS_S) else _MAX_POLL_S
         self._step += 1
+        if self.due is not None:
+            delay = min(delay, max(0.0, self.due - asyncio.get_running_loop().time()))
         if delay > 0:
             await asyncio.sleep(delay)
         elif self._step > 1:
@@ -259,6 +273,7 @@ class ActionExecutor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._limits.verify_timeout_s
         partial_until: dict[str, float] = {}
+        filled: dict[str, int] = {}  # last logged fill volume of each closing order in progress
         backoff = _Backoff()
         while True:
             await backoff.wait()
@@ -285,7 +300,8 @@ class ActionExecutor:
                             f"{order.fill_volume} of {order.size} and {position.size} contract(s) are still open "
                             f"after {self._limits.partial_fill_timeout_s:g} s; check the market's liquidity and "
                             "close the rest by hand", attempts=progress.rounds)
-                    if order.fill_volume:
+                    if order.fill_volume != filled.get(contract_id):
+                        filled[contract_id] = order.fill_volume
                         log_event(log, "enforcement_partial_fill", account_id=account_id, contract_id=contract_id,
                                   order_id=order.id, filled=order.fill_volume, size=order.size,
                                   still_open=position.size)
@@ -294,6 +310,7 @@ class ActionExecutor:
                     to_size = targets[contract_id]
                     size = None if to_size == 0 else position.size - to_size
                     sends.append(self._send_close(account_id, contract_id, size, progress))
+            backoff.due = progress.next_due([c for c in wrong if c not in closing], deadline, self._limits)
             if sends:
                 await self._all(sends)
             elif not partial_until and now >= deadline:
@@ -340,6 +357,7 @@ class ActionExecutor:
             now = loop.time()
             sends = [self._send_cancel(account_id, o.id, progress) for o in remaining
                      if progress.may_send(o.id, now, deadline, self._limits)]
+            backoff.due = progress.next_due([o.id for o in remaining], deadline, self._limits)
             if sends:
                 await self._all(sends)
             elif now >= deadline:
@@ -430,5 +448,5 @@ def _settled(action: Action, targets: dict[str, int], positions: dict[str, Posit
         held = positions[contract_id].size if contract_id in positions else 0
         return f"verified: {contract_id} at {held} contract(s) (target {to_size}{already})"
     if action.kind is ActionKind.FLATTEN_ACCOUNT:
-        return f"verified flat ({len(progress.sent)} position(s) closed{already})"
+        return f"verified flat (close sent for {len(progress.sent)} contract(s){already})"
     return f"verified flat{' (was already flat)' if already else ''}"
