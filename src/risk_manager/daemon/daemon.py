@@ -49,6 +49,7 @@ from risk_manager.engine import (
     ContractBook,
     Engine,
     EngineCommand,
+    ManualLock,
     SnapshotError,
     StopsChecked,
 )
@@ -214,8 +215,8 @@ class Daemon:
                                           durable_fsync=opts.durable_fsync, on_degraded=self._store_degraded)
             await self._resolve_accounts()
             await self._restore_engines()
-            self._worker = asyncio.create_task(self._work(), name="daemon-events")
             await self._start_enforcers()
+            self._worker = asyncio.create_task(self._work(), name="daemon-events")
             await self._start_hubs()
             await self._wait_protecting()
             self._enforce_restored_locks()
@@ -284,22 +285,32 @@ class Daemon:
         assert self.store is not None
         for account_id, protected in self.accounts.items():
             snapshot = await self.store.engine_state(f"account:{account_id}")
-            if snapshot is None:
+            if snapshot is not None:
+                try:
+                    protected.engine = Engine.restore(snapshot.state, protected.spec.risk, self.clock, ContractBook())
+                    log_event(log, "engine_restored", account=account_id, saved_at=snapshot.saved_at.isoformat(),
+                              locks=len(protected.engine.locks(account_id)), journal_seq=snapshot.journal_seq)
+                except SnapshotError as exc:
+                    log_event(log, "engine_snapshot_unusable", logging.ERROR, account=account_id, error=str(exc),
+                              action="starting from the broker's state and the stored locks")
+            await self._reimpose_stored_locks(protected)
+
+    async def _reimpose_stored_locks(self, protected: ProtectedAccount) -> None:
+        """Fail closed: a dated lock the store holds but the engine does not (snapshot missing or
+        damaged) is imposed again until the same end, as a manual lock. Condition locks
+        (`until_can_trade`, `symbol`) come back by themselves: their rules see the condition again."""
+        assert self.store is not None
+        account_id = protected.account.id
+        held = {(lk.symbol, lk.until) for lk in protected.engine.locks(account_id)}
+        now = self.clock.now()
+        for record in await self.store.active_locks(account_id):
+            if record.until is None or record.until <= now or (record.symbol, record.until) in held:
                 continue
-            try:
-                protected.engine = Engine.restore(snapshot.state, protected.spec.risk, self.clock, ContractBook())
-            except SnapshotError as exc:
-                log_event(log, "engine_snapshot_unusable", logging.ERROR, account=account_id, error=str(exc))
-                continue
-            locks = protected.engine.locks(account_id)
-            log_event(log, "engine_restored", account=account_id, saved_at=snapshot.saved_at.isoformat(),
-                      locks=len(locks), journal_seq=snapshot.journal_seq)
-            stored = await self.store.active_locks(account_id)
-            held = {(lk.kind.value, lk.symbol, lk.start) for lk in locks}
-            for record in stored:
-                if (record.kind, record.symbol, record.start) not in held:
-                    log_event(log, "stored_lock_not_in_snapshot", logging.WARNING, account=account_id,
-                              lock=record.id, kind=record.kind, reason=record.reason)
+            log_event(log, "stored_lock_reimposed", logging.WARNING, account=account_id, lock=record.id,
+                      kind=record.kind, until=record.until.isoformat(), reason=record.reason)
+            self._enqueue(ManualLock(account_id, record.until - now, reason=f"{record.kind} lock restored from the "
+                                     f"store: {record.reason}", by="restore", symbol=record.symbol,
+                                     flatten=record.flatten))
 
     async def _start_enforcers(self) -> None:
         assert self.store is not None
@@ -544,6 +555,11 @@ class Daemon:
                 delay = RETRY_DELAYS_S[min(count, len(RETRY_DELAYS_S) - 1)]
                 self._retry[key] = (action, count + 1, self.clock.now() + timedelta(seconds=delay))
                 self._timer_wake.set()
+            else:
+                self._retry.pop(key, None)
+                log_event(log, "action_abandoned", logging.CRITICAL, account=action.account_id,
+                          kind=action.kind.value, attempts=count, idempotency_key=key,
+                          action_needed="check the account in the broker's platform now; the daemon stopped retrying")
         elif status != "failed":
             self._retry.pop(key, None)
         self._notify_status()
