@@ -338,6 +338,7 @@ class Daemon:
             for account_id in connection.account_ids:
                 await client.user_hub.subscribe_account(account_id)
             reconciler.attach(client.user_hub)
+            client.tokens.on_new_token(functools.partial(self._on_token_swap, connection))
         for protected in self.accounts.values():
             for cid in protected.engine.status(protected.account.id).positions:
                 await self._watch_contract(cid.contract_id)
@@ -693,6 +694,12 @@ class Daemon:
                 and connection.client.market_hub.stats.reconnects:
             connection.reconciler.request("market_hub_reconnected")  # quotes missed: P&L re-checked on fresh state
         self._notify_status()
+
+    def _on_token_swap(self, connection: Connection, _token: str) -> None:
+        """A new session token (refresh or a fresh login after the old one died) is a possible gap."""
+        log_event(log, "token_swapped", credentials=connection.credential.name, action="reconciling")
+        if connection.reconciler is not None and not self._closing:
+            connection.reconciler.request("token_swap")
 
     @property
     def stale(self) -> bool:
