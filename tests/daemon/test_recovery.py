@@ -163,7 +163,8 @@ async def test_hub_cut_position_opened_while_locked_is_closed_within_1s_of_recon
         await _until(lambda: not [p for p in sim.broker.positions(ACCOUNT) if p.size > 0], 5, "the position closed")
         closed_after = time.monotonic() - reconnected[0]
         assert closed_after < 1.0, f"closed {closed_after:.3f} s after the reconnection"
-        assert "stale" in states and states[-1] == "fresh"
+        await _until(lambda: states[-1] == "fresh", 2, "the status hook to say fresh again")
+        assert "stale" in states
         assert sim.recorder.duplicate_orders == []
     finally:
         await daemon.aclose()

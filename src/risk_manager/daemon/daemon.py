@@ -76,6 +76,7 @@ ENFORCED_KINDS = frozenset({
 RETRY_DELAYS_S = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
 MAX_RESUBMITS = 20
 SNAPSHOT_INTERVAL_S = 0.5
+STATUS_INTERVAL_S = 0.1
 
 
 class DaemonStartError(RuntimeError):
@@ -196,6 +197,8 @@ class Daemon:
         self._retry: dict[str, tuple[Action, int, datetime | None]] = {}  # due None: resubmitted, awaiting
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._activity_listeners: list[Callable[[ActionOutcome | AlertRecord], None]] = []
+        self._status_handle: asyncio.TimerHandle | None = None
+        self._status_sent = float("-inf")
         self._closing = False
         self._closed = False
         intervals = [a.risk.rules.auth_loss_guard.check_interval for a in options.accounts
@@ -753,7 +756,8 @@ class Daemon:
                 await asyncio.sleep(0)
 
     def subscribe_status(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
-        """`callback(status)` after every processed batch and state change; returns an unsubscribe function."""
+        """`callback(status)` after processed events and state changes, at most every 0.1 s (the latest
+        state always arrives); returns an unsubscribe function."""
         self._status_listeners.append(callback)
 
         def unsubscribe() -> None:
@@ -794,8 +798,16 @@ class Daemon:
         }
 
     def _notify_status(self) -> None:
-        if not self._status_listeners:
+        """Status listeners run off the event path, at most every STATUS_INTERVAL_S (the last change is
+        always delivered: a change inside the interval schedules one call at its end)."""
+        if not self._status_listeners or self._status_handle is not None:
             return
+        wait = max(0.0, self._status_sent + STATUS_INTERVAL_S - time.monotonic())
+        self._status_handle = asyncio.get_running_loop().call_later(wait, self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_handle = None
+        self._status_sent = time.monotonic()
         snapshot = self.status()
         for listener in list(self._status_listeners):
             try:
@@ -844,8 +856,9 @@ class Daemon:
                     await connection.enforcer.aclose(timeout_s=max(0.2, deadline - time.monotonic() - 0.5))
                 except Exception as exc:
                     log_event(log, "enforcer_close_failed", logging.ERROR, error=repr(exc))
-        if self._save_handle is not None:
-            self._save_handle.cancel()
+        for handle in (self._save_handle, self._status_handle):
+            if handle is not None:
+                handle.cancel()
         if self.store is not None:
             self._save_dirty()
             for account_id in self.accounts:
