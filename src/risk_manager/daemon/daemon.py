@@ -10,7 +10,7 @@ queue and processed in order by one task: contract metadata ensured (`Contract/s
 cached, registered in the engines before the event is evaluated) → journal append → engine.handle
 → engine snapshot queued (before any action is submitted, so a lock's snapshot commits with the
 lock) → lock and broker actions to the enforcer; alerts, unlocks and stop checks handled here →
-outcomes journaled → status listeners called when the queue drains.
+outcomes journaled → status listeners called (off the event path, at most every 0.1 s).
 """
 
 from __future__ import annotations
