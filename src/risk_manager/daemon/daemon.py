@@ -186,6 +186,7 @@ class Daemon:
         self.protecting_after_s: float | None = None
         self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self._processing = False
+        self._yield_now = False
         self._worker: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
         self._timer_wake = asyncio.Event()
@@ -448,6 +449,9 @@ class Daemon:
                     self.stats.events_processed += 1
                 if done is not None and not done.done():
                     done.set_result(None)
+                if self._yield_now:   # let the enforcer send its first request before the next event
+                    self._yield_now = False
+                    await asyncio.sleep(0)
                 if self._queue.empty():
                     self._schedule_save()
                     self._processing = False
@@ -519,12 +523,13 @@ class Daemon:
     def _submit(self, protected: ProtectedAccount, action: Action) -> None:
         enforcer = protected.connection.enforcer
         assert enforcer is not None and self.store is not None
+        enforcer.submit(action)
+        self._yield_now = True
         self.stats.actions_submitted += 1
         self.store.append_journal("action", action.to_json(), action.account_id)
         log_event(log, "action", account=action.account_id, kind=action.kind.value, rules="+".join(action.rules),
                   contract=action.contract_id, size=action.size,
                   idempotency_key=action.idempotency_key)
-        enforcer.submit(action)
 
     def _alert(self, action: Action) -> None:
         level = action.level.value if action.level is not None else "warning"
