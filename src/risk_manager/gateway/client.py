@@ -73,6 +73,9 @@ E = TypeVar("E")
 
 # How far back verification searches for an order / trade the lost request may have created.
 _VERIFY_LOOKBACK = timedelta(minutes=5)
+# How far back a refused repeated customTag is looked for: the key may come from a restart or an
+# expired cache entry long after the first placement.
+_TAG_LOOKBACK = timedelta(days=1)
 _PLACE_REJECTED = 2  # Order/place errorCode OrderRejected (also the answer to a repeated customTag)
 
 
@@ -482,7 +485,7 @@ class GatewayClient:
             code = int(data.get("errorCode") or 0)
             if code == _PLACE_REJECTED:
                 # Also the answer to a repeated customTag: if an order with our tag exists, that is ours.
-                existing = await self._find_order_by_tag(account_id, tag, started)
+                existing = await self._find_order_by_tag(account_id, tag, started - _TAG_LOOKBACK)
                 if existing is not None:
                     return PlaceResult(True, tag, existing.id, existing, verified=True)
             return _place_refused(tag, code, data.get("errorMessage"))
@@ -490,7 +493,7 @@ class GatewayClient:
             raise OrderOutcomeUnknownError("Order/place", "verification is disabled (orderManagement.verification)")
 
         async def check() -> Order | None:
-            return await self._find_order_by_tag(account_id, tag, started)
+            return await self._find_order_by_tag(account_id, tag, started - _VERIFY_LOOKBACK)
 
         found = await self._verify("Order/place", check)
         if found is not None:
@@ -510,8 +513,8 @@ class GatewayClient:
             raise OrderOutcomeUnknownError("Order/place", "the second attempt was lost too and no order is visible")
         return _place_refused(tag, int(data.get("errorCode") or 0), data.get("errorMessage"), verified=True)
 
-    async def _find_order_by_tag(self, account_id: int, tag: str, started: datetime) -> Order | None:
-        for order in await self.search_orders(account_id, started - _VERIFY_LOOKBACK, retries=0):
+    async def _find_order_by_tag(self, account_id: int, tag: str, since: datetime) -> Order | None:
+        for order in await self.search_orders(account_id, since, retries=0):
             if order.custom_tag == tag:
                 return order
         return None
