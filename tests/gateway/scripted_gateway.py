@@ -34,7 +34,6 @@ class ScriptedGateway:
         self.requests: list[str] = []
         self._script: dict[str, deque[Scripted]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
-        self._http = httpx.AsyncClient(timeout=10.0)
         self.port = 0
 
     def script(self, path: str, status: int = 200, body: Any = None, *, raw: bytes | None = None,
@@ -49,19 +48,20 @@ class ScriptedGateway:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Listen on 127.0.0.1:`port` (0: an ephemeral one; a stopped front's port to bring it back)."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
-        await self._http.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -81,7 +81,8 @@ class ScriptedGateway:
             return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
-        upstream = await self._http.request(request.method, self.upstream + request.path_qs, content=body,
-                                            headers=headers)
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            upstream = await http.request(request.method, self.upstream + request.path_qs, content=body,
+                                          headers=headers)
         return web.Response(status=upstream.status_code, body=upstream.content,
                             content_type=upstream.headers.get("content-type", "application/json").split(";")[0])
