@@ -23,10 +23,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from risk_manager.domain import GatewayEvent, OrderEvent
+from risk_manager.domain import GatewayEvent, LogoutEvent, OrderEvent
 from risk_manager.gateway import GatewayConfig, HubConnection, HubState, TokenManager
 from risk_manager.gateway.errors import HubError
-from risk_manager.gateway.hubs import user_hub_decoder
+from risk_manager.gateway.hubs import Decoder, market_hub_decoder, user_hub_decoder
 
 RS = "\x1e"
 ORDER = {"id": 7, "accountId": 1001, "contractId": "CON.F.US.EP.Z26", "creationTimestamp": "2026-03-03T15:00:00Z",
@@ -83,7 +83,6 @@ class ScriptedHub:
         self.plans: deque[Plan] = deque()
         self.refuse_upgrades = 0
         self.paths: list[str] = []
-        self.invoked: list[str] = []
         self.connections: list[ServerConnection] = []
         self._server: Server | None = None
 
@@ -122,12 +121,14 @@ async def server() -> AsyncIterator[ScriptedHub]:
         yield hub
 
 
-def hub_for(server: ScriptedHub, **signalr: Any) -> tuple[HubConnection, TokenManager, CountingAuth]:
+def hub_for(server: ScriptedHub, decoder: Decoder = user_hub_decoder,
+            **signalr: Any) -> tuple[HubConnection, TokenManager, CountingAuth]:
     auth = CountingAuth()
     tokens = TokenManager(auth, "demo")
     config = GatewayConfig.load({"signalr": {"reconnection": {"delays": [0, 20, 40], "maxDelayMs": 40, "jitter": 0},
                                              "subscriptions": {"resubscribeDelay": 0}, **signalr}}).signalr
-    return HubConnection("user", server.url, tokens, config, user_hub_decoder), tokens, auth
+    name = "user" if decoder is user_hub_decoder else "market"
+    return HubConnection(name, server.url, tokens, config, decoder), tokens, auth
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> None:  # noqa: ASYNC109
@@ -298,3 +299,94 @@ async def test_attempts_past_max_are_logged_and_it_keeps_trying(server: Scripted
             assert "hub_reconnect_attempts_exhausted" in caplog.text
         finally:
             await hub.stop()
+
+
+async def test_events_in_the_handshake_frame_are_delivered(server: ScriptedHub) -> None:
+    async def eager(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send("{}" + RS + event("GatewayUserOrder", {"action": 1, "data": ORDER}))
+        await answer_invocations(ws)
+
+    server.plans.append(eager)
+    hub, _tokens, _auth = hub_for(server)
+    received: list[GatewayEvent] = []
+
+    async def on_event(e: GatewayEvent) -> None:
+        received.append(e)
+
+    hub.on_event(on_event)
+    await hub.start()
+    try:
+        await eventually(lambda: len(received) == 1)
+        assert isinstance(received[0], OrderEvent) and received[0].order.id == 7
+    finally:
+        await hub.stop()
+
+
+async def test_a_subscription_without_completion_times_out_and_is_retried(
+        server: ScriptedHub, caplog: pytest.LogCaptureFixture) -> None:
+    async def silent(ws: ServerConnection) -> None:
+        await handshake(ws)
+        async for _frame in ws:  # never completes anything
+            pass
+
+    server.plans.append(silent)
+    hub, _tokens, _auth = hub_for(server, health={"pingTimeout": 50})
+    await hub.subscribe_positions(1001)
+    await hub.start()
+    try:
+        await hub.wait_connected(3)
+        assert "user hub: no completion for SubscribePositions within 0.1 s" in caplog.text
+        assert len(server.connections) == 2
+    finally:
+        await hub.stop()
+
+
+async def test_market_hub_logout_relogs_in_and_resubscribes_after_the_delay(server: ScriptedHub) -> None:
+    async def logout(ws: ServerConnection) -> None:
+        await handshake(ws)
+        reader = asyncio.create_task(answer_invocations(ws))
+        await asyncio.sleep(0.05)  # after the subscriptions are confirmed
+        await ws.send(event("GatewayLogout", "session ended"))
+        await reader
+
+    server.plans.append(logout)
+    hub, _tokens, auth = hub_for(server, decoder=market_hub_decoder, subscriptions={"resubscribeDelay": 30})
+    received: list[GatewayEvent] = []
+
+    async def on_event(e: GatewayEvent) -> None:
+        received.append(e)
+
+    hub.on_event(on_event)
+    await hub.subscribe_market_trades("CON.F.US.EP.Z26")
+    await hub.subscribe_depth("CON.F.US.EP.Z26")
+    await hub.start()
+    try:
+        await eventually(lambda: hub.stats.reconnects == 1 and hub.state is HubState.CONNECTED)
+        assert any(isinstance(e, LogoutEvent) and e.reason == "session ended" for e in received)
+        assert len(auth.issued) == 2  # a fresh login before reconnecting
+        assert [m for m, _ in hub.subscriptions] == ["SubscribeContractTrades", "SubscribeContractMarketDepth"]
+    finally:
+        await hub.stop()
+
+
+async def test_token_failures_are_logged_and_retried(server: ScriptedHub, caplog: pytest.LogCaptureFixture) -> None:
+    hub, _tokens, auth = hub_for(server)
+    original = auth.login_key
+    calls = 0
+
+    async def flaky_login() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("keyring locked")
+        return await original()
+
+    auth.login_key = flaky_login  # type: ignore[method-assign]
+    await hub.start()
+    try:
+        await hub.wait_connected(3)
+        assert "hub_error" in caplog.text and "RuntimeError: keyring locked" in caplog.text
+        assert len(server.connections) == 1
+    finally:
+        await hub.stop()
