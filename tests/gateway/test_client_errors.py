@@ -119,7 +119,7 @@ async def test_timeouts_and_lost_connections_are_transient(sim: Any, front: Scri
         front.script("Position/searchOpen", delay_s=0.5, body={"success": True, "positions": []})
         assert await client.search_open_positions(ACCOUNT) == []  # second try answered in time
     async with GatewayClient(fast_config(sim.base_url), "demo", "demo-key-123") as direct:
-        sim.faults.cut("rest", 0.05)
+        sim.faults.cut("rest", 0.5)
         with pytest.raises(TransportError, match="Order/searchOpen: connection lost") as caught:
             await direct.search_open_orders(ACCOUNT, retries=0)
         assert caught.value.sent
