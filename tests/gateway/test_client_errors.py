@@ -197,6 +197,11 @@ async def test_place_lost_twice_or_refused_on_the_second_send(sim: Any, front: S
                                            idempotency_key="refused-second")
         assert (refused.ok, refused.verified, refused.error_name) == (False, True, "InsufficientFunds")
         assert sim.broker.orders(ACCOUNT) == []
+        front.script("Order/place", status=503)  # never reached the broker
+        sim.faults.lose_responses(1)  # the second send executes, its answer is lost
+        late = await client.place_order(ACCOUNT, es_id(sim), OrderType.MARKET, OrderSide.BID, 1,
+                                        idempotency_key="second-lost-but-done")
+        assert late.ok and late.verified and [o.id for o in sim.broker.orders(ACCOUNT)] == [late.order_id]
 
 
 async def test_place_uncertain_with_verification_disabled_says_so(sim: Any) -> None:
