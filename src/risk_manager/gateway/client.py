@@ -353,7 +353,11 @@ class GatewayClient:
 
     async def contract_by_id(self, contract_id: str) -> Contract:
         data = await self._read("Contract/searchById", {"contractId": contract_id})
-        return Contract.from_wire(data.get("contract"))
+        try:
+            return Contract.from_wire(data.get("contract"))
+        except WireDecodeError as exc:  # a broken answer is the Gateway's failure, typed as such
+            raise TransportError("Contract/searchById", f"payload field 'contract' is malformed ({exc})",
+                                 sent=True) from None
 
     async def available_contracts(self, live: bool = False) -> list[Contract]:
         return await self._read_items("Contract/available", {"live": live}, "contracts", Contract.from_wire)
