@@ -103,6 +103,13 @@ async def test_malformed_bodies_are_errors_never_an_empty_answer(front: Scripted
         assert client.stats.retries == 1
 
 
+async def test_a_broken_contract_answer_is_a_gateway_error(front: ScriptedGateway) -> None:
+    async with client_via(front) as client:
+        front.script("Contract/searchById", body={"success": True, "errorCode": 0, "contract": None})
+        with pytest.raises(TransportError, match="Contract/searchById: payload field 'contract' is malformed"):
+            await client.contract_by_id("CON.F.US.EP.Z26")
+
+
 async def test_malformed_items_are_skipped_and_counted(front: ScriptedGateway) -> None:
     async with client_via(front) as client:
         good = (await client.search_accounts())[0].to_wire()
