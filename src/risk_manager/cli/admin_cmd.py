@@ -445,3 +445,9 @@ def notify_test(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_ST
     out.print(table)
     if not all(result.ok for result in results):
         raise typer.Exit(4)
+
+
+# --- locks and daemon control (issue 7, items 4 and 5): their own modules, built on the helpers above.
+from risk_manager.cli import admin_locks  # noqa: E402
+
+admin_locks.register(app)
