@@ -42,6 +42,11 @@ def admin(config: Path, *args: str, stdin: str = f"{ADMIN_PW}\n") -> Result:
     return runner.invoke(app, ["admin", *args, "--config", str(config), "--password-stdin"], input=stdin)
 
 
+def admin_plain(config: Path, *args: str) -> Result:
+    """An admin command that asks for no password (`admin daemon status`)."""
+    return runner.invoke(app, ["admin", *args, "--config", str(config)])
+
+
 async def admin_async(config: Path, *args: str, stdin: str = f"{ADMIN_PW}\n") -> Result:
     """The CLI in a thread: the daemon in this loop keeps running while the command waits for it."""
     return await asyncio.to_thread(admin, config, *args, stdin=stdin)

@@ -50,13 +50,18 @@ def read_pid(state_dir: Path) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # exists, owned by another user (a service account)
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is the answer
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:
