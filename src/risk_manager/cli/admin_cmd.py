@@ -448,7 +448,8 @@ def notify_test(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_ST
 
 
 # --- locks and daemon control (issue 7, items 4 and 5): their own modules, built on the helpers above.
-from risk_manager.cli import admin_locks, daemon_control  # noqa: E402
+from risk_manager.cli import admin_locks, admin_service_key, daemon_control  # noqa: E402
 
 admin_locks.register(app)
+admin_service_key.register(app)
 daemon_control.register(app)
