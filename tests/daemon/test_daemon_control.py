@@ -14,12 +14,10 @@ from risk_manager.daemon.runtime_files import pid_path
 from risk_manager.sim import SimAccount, SimConfig, Simulator
 from tests.daemon.admin_setup import (
     ACCOUNT,
-    CONFIG_YAML,
     admin,
     admin_async,
     admin_plain,
     make_config_dir,
-    write_private,
 )
 from tests.security.conftest import cheap_tuning, no_keyring
 
@@ -37,15 +35,12 @@ async def test_start_status_stop_directly(tmp_path: Path, cheap_tuning: None) ->
     sim = Simulator(SimConfig(accounts=[SimAccount(ACCOUNT, "SIM-1001")], quote_feed="scripted"))
     await sim.start("127.0.0.1", 0)
     directory = make_config_dir(tmp_path)
-    url = sim.base_url
-    hubs = f"signalr: {{userHubUrl: '{url}/hubs/user', marketHubUrl: '{url}/hubs/market', "
-    write_private(directory / "config.yaml",
-                  CONFIG_YAML.replace("signalr: {", hubs) + f"api: {{baseUrl: '{url}/api'}}\n")
+    url = sim.base_url   # given with --gateway, as for a demo; config.yaml keeps its own api/signalr
     try:
         down = await asyncio.to_thread(admin_plain, directory, "daemon", "status")
         assert down.exit_code == 4 and "not running" in down.output
 
-        started = await admin_async(directory, "daemon", "start", "--timeout", "40")
+        started = await admin_async(directory, "daemon", "start", "--timeout", "40", "--gateway", url)
         assert started.exit_code == 0, started.output
         assert "protecting 1 account(s)" in started.output
         pid = int((pid_path(directory / "state")).read_text())

@@ -261,7 +261,8 @@ def _report(result: EditResult) -> None:
         out.print(f"  {change}", highlight=False)
     if result.loosenings:
         out.print(f"[yellow]loosens protection:[/yellow] {'; '.join(result.loosenings)}", highlight=False)
-    out.print(f"Saved {result.path}. A running daemon applies it on its next reload.", highlight=False)
+    out.print(f"Saved {result.path}. A running daemon applies it within a second (its log: risk_reloaded).",
+              highlight=False)
 
 
 @rules_app.command("list")

@@ -48,6 +48,8 @@ NOT_RUNNING = 4
 STOP_TIMEOUT_S = 5.0
 OUTPUT_FILE = "daemon.out"
 START_TIMEOUT = typer.Option(30.0, "--timeout", min=1, help="Seconds to wait for the daemon to protect.")
+GATEWAY = typer.Option(None, "--gateway", help="Run against this Gateway root URL (e.g. the simulator's "
+                                               "http://127.0.0.1:5100) instead of config.yaml's; direct mode only.")
 
 
 def _service(config_dir: Path) -> ServiceMode | None:
@@ -81,7 +83,7 @@ def _running_pid(state_dir: Path) -> int | None:
     return pid if pid is not None and pid_alive(pid) else None
 
 
-def _start_direct(files: DaemonFiles, timeout_s: float) -> str:
+def _start_direct(files: DaemonFiles, timeout_s: float, gateway: str | None = None) -> str:
     state_dir = files.database.parent
     running = _running_pid(state_dir)
     if running is not None:
@@ -91,7 +93,8 @@ def _start_direct(files: DaemonFiles, timeout_s: float) -> str:
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "risk_manager", "run", "--config", str(files.config_dir)],
+            [sys.executable, "-m", "risk_manager", "run", "--config", str(files.config_dir),
+             *(["--gateway", gateway] if gateway else [])],
             stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True, close_fds=True)
     finally:
         os.close(fd)
@@ -133,7 +136,7 @@ def _stop_direct(files: DaemonFiles) -> str:
 
 @app.command()
 def start(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_STDIN,
-          timeout: float = START_TIMEOUT) -> None:
+          timeout: float = START_TIMEOUT, gateway: str | None = GATEWAY) -> None:
     """Start the daemon (the service, or `risk-manager run` detached). Stdin line: admin password."""
     with _admin_refusals():
         admin, files = _session(config, password_stdin)
@@ -142,7 +145,7 @@ def start(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_STDIN,
             systemd.start(mode, host=service_cmd.systemd_host())
             said = f"started the {mode.value} service"
         else:
-            said = _start_direct(files, timeout)
+            said = _start_direct(files, timeout, gateway)
         admin.audit.append("daemon.start", said)
     out.print(f"Daemon: {said}.", highlight=False)
 
@@ -164,7 +167,7 @@ def stop(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_STDIN) ->
 
 @app.command()
 def restart(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_STDIN,
-            timeout: float = START_TIMEOUT) -> None:
+            timeout: float = START_TIMEOUT, gateway: str | None = GATEWAY) -> None:
     """Stop, then start the daemon (picks up new accounts and credentials). Stdin line: admin password."""
     with _admin_refusals():
         admin, files = _session(config, password_stdin)
@@ -173,16 +176,26 @@ def restart(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_STDIN,
             service_cmd.systemd_host().systemctl(mode, "restart", systemd.UNIT_NAME)
             said = f"restarted the {mode.value} service"
         else:
-            said = f"{_stop_direct(files)}, then {_start_direct(files, timeout)}"
+            said = f"{_stop_direct(files)}, then {_start_direct(files, timeout, gateway)}"
         admin.audit.append("daemon.restart", said)
     out.print(f"Daemon: {said}.", highlight=False)
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def _age(then: str | None, now: datetime) -> str:
-    if not then:
-        return "none yet"
-    seconds = (now - parse_time(then)).total_seconds()
-    return f"{seconds:.1f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+    return f"{_duration((now - parse_time(then)).total_seconds())} ago" if then else "none yet"
+
+
+def _when(text: Any) -> str:
+    try:
+        return f"{parse_time(str(text)):%Y-%m-%d %H:%M:%S} UTC"
+    except ValueError:
+        return str(text)
 
 
 def _size(path: Path) -> str:
@@ -195,10 +208,10 @@ def _size(path: Path) -> str:
 
 def describe(status: dict[str, Any], now: datetime) -> list[str]:
     """The status file in lines, for people."""
-    lines = [f"PID {status.get('pid')}, up {float(status.get('uptime_s', 0)) / 60:.1f} min "
-             f"(since {status.get('started_at')}), state {status.get('freshness')}"]
+    lines = [f"PID {status.get('pid')}, up {_duration(float(status.get('uptime_s', 0)))} (since "
+             f"{_when(status.get('started_at'))}), state {status.get('freshness')}"]
     for account in status.get("accounts", []):
-        locks = "; ".join(f"{lk['kind']}{' until ' + lk['until'] if lk.get('until') else ''}: {lk['reason']}"
+        locks = "; ".join(f"{lk['kind']}{' until ' + _when(lk['until']) if lk.get('until') else ''}: {lk['reason']}"
                           for lk in account.get("locks", [])) or "none"
         lines.append(f"account {account['id']} {account.get('name', '')}: rules "
                      f"{', '.join(account.get('enabled_rules', [])) or 'none'}; locks: {locks}")

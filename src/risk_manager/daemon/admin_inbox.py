@@ -199,7 +199,7 @@ class AdminInbox:
         assert command.duration_s is not None
         until = parse_time(command.at) + timedelta(seconds=command.duration_s)
         if until <= now:
-            return False, f"the lock would have ended at {format_time(until)}, before the daemon could apply it"
+            return False, f"the lock would have ended at {until:%Y-%m-%d %H:%M:%S} UTC, before the daemon applied it"
         done = self.daemon.submit_command(ManualLock(account_id, until - now, reason=command.reason or "manual lock",
                                                      by=command.who, flatten=True))
         if done is not None:
@@ -209,9 +209,10 @@ class AdminInbox:
             return False, "the engine did not take the lock (see the daemon's log: event_failed)"
         # The engine flattens; working orders are cancelled too, so nothing can fill while locked.
         self.daemon.enforce_locks(account_id, f"admin-lock:{command.id}", "imposed by the admin", positions=False)
-        text = f"account {account_id} locked until {format_time(until)}: positions flattened, orders cancelled"
+        text = (f"account {account_id} locked until {until:%Y-%m-%d %H:%M:%S} UTC; its positions are being flattened "
+                "and working orders cancelled (outcome: `risk-manager admin audit`)")
         await self.daemon.audit(command.who, "lock.manual", f"{command.reason or 'no reason given'} "
-                                f"(until {format_time(until)})", command.terminal, account_id)
+                                f"(until {until:%Y-%m-%d %H:%M:%S} UTC)", command.terminal, account_id)
         return True, text
 
     async def _unlock(self, command: InboxCommand, account_id: int, protected: ProtectedAccount) -> tuple[bool, str]:

@@ -86,7 +86,7 @@ class RuntimeFiles:
         self._unsubscribe = daemon.subscribe_status(self._on_status)
 
     def _on_status(self, status: dict[str, Any]) -> None:
-        received = int(status.get("stats", {}).get("events_received", 0))
+        received = int(status.get("stats", {}).get("events_processed", 0))
         if received != self._events_seen:
             self._events_seen = received
             self.last_event_at = self.daemon.clock.now()
