@@ -239,7 +239,12 @@ def status(config: Path | None = CONFIG) -> None:
         out.print(f"{mode.value} service: {state.state}" + (f", PID {state.main_pid}" if state.main_pid else ""),
                   highlight=False)
     pid = _running_pid(state_dir)
-    data = read_status(state_dir)
+    try:
+        data = read_status(state_dir)
+    except PermissionError:
+        err.print(f"[red]error:[/red] cannot read the daemon's status file in {state_dir}: it belongs to the "
+                  "daemon's user; run the command as that user (or with sudo)", highlight=False)
+        raise typer.Exit(1) from None
     now = SystemClock().now()
     if pid is None or data is None or data.get("pid") != pid:
         out.print(f"Daemon for {files.config_dir}: not running.", highlight=False)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -96,13 +97,25 @@ def write_command(state_dir: Path, clock: Clock, command: CommandName, account: 
                   terminal: str, duration: timedelta | None = None, kind: str | None = None) -> Path:
     """Queue a command for the daemon (atomically); returns the file's path in the inbox."""
     directory = ensure_private_dir(inbox_dir(state_dir))
+    _owned_like(directory, state_dir)
     now = clock.now()
     item = InboxCommand(id=secrets.token_hex(6), command=command, account=account, reason=reason, who=who,
                         terminal=terminal, at=format_time(now),
                         duration_s=duration.total_seconds() if duration is not None else None, kind=kind)
     path = directory / f"{now:%Y%m%dT%H%M%S%f}-{item.id}.json"
     write_private_atomic(path, (json.dumps(asdict(item)) + "\n").encode())
+    _owned_like(path, state_dir)
     return path
+
+
+def _owned_like(path: Path, like: Path) -> None:
+    """Run as root (sudo) for a service's daemon: hand the file to the state directory's owner, who must
+    read and move it (0600 stays)."""
+    if getattr(os, "geteuid", lambda: -1)() != 0:
+        return
+    owner = like.stat()
+    if path.stat().st_uid != owner.st_uid:
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def result_of(path: Path) -> dict[str, Any] | None:
