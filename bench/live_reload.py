@@ -5,6 +5,7 @@ one reload costs when it runs (load + validate + compare + apply, without the 25
 from __future__ import annotations
 
 import asyncio
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ async def _measure(progress: Progress) -> tuple[list[float], list[float]]:
         daemon = Daemon(DaemonOptions.from_config(config, point_at(config.gateway, sim.base_url)))
         services = AdminServices(daemon, config, lambda: load_config_dir(directory))
         applied, costs = [], []
+        phases = random.Random(7)
         try:
             await daemon.start()
             services.start()
@@ -58,7 +60,8 @@ async def _measure(progress: Progress) -> tuple[list[float], list[float]]:
                 while engine.config.rules.max_contracts.limit != limit:  # noqa: ASYNC110 - observing, 2 ms steps
                     await asyncio.sleep(0.002)
                 applied.append((time.perf_counter() - saved) * 1000)
-                await asyncio.sleep(0.3)   # past the next poll: the watcher has taken this version
+                # past the next poll, then a random phase against the 250 ms period (seeded: repeatable)
+                await asyncio.sleep(0.3 + phases.random() * 0.25)
             await services.reload.aclose()   # from here on, reloads are called directly
             for i in range(ROUNDS):
                 progress(f"reload {i + 1}/{ROUNDS}")
