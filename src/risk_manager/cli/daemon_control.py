@@ -17,6 +17,7 @@ and changes nothing. Exit codes: 0 done / running, 1 refused or failed, 3 wrong 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -67,9 +68,21 @@ def _service(config_dir: Path) -> ServiceMode | None:
             unit = state.unit_path.read_text(encoding="utf-8")
         except OSError:
             continue
-        if any(line.startswith("ExecStart=") and str(config_dir) in line for line in unit.splitlines()):
+        if any(_runs(line, config_dir) for line in unit.splitlines()):
             return mode
     return None
+
+
+def _runs(line: str, config_dir: Path) -> bool:
+    """An `ExecStart=… run --config DIR` line for exactly this directory."""
+    if not line.startswith("ExecStart="):
+        return False
+    try:
+        args = shlex.split(line.removeprefix("ExecStart="))
+    except ValueError:
+        return False
+    return any(a == "--config" and i + 1 < len(args) and Path(args[i + 1]) == config_dir
+               for i, a in enumerate(args))
 
 
 def _session(config: Path | None, password_stdin: bool) -> tuple[AdminDirectory, DaemonFiles]:
