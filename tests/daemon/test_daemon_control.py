@@ -4,6 +4,7 @@ simulator on 127.0.0.1, started detached, reported by its status file, stopped w
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,6 +54,10 @@ async def test_start_status_stop_directly(tmp_path: Path, cheap_tuning: None) ->
 
         again = await admin_async(directory, "daemon", "start")
         assert again.exit_code == 0 and f"already running (pid {pid})" in again.output
+        second = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "risk_manager", "run", "--config", str(directory), "--gateway", url],
+            capture_output=True, text=True, timeout=30, check=False)
+        assert second.returncode == 1 and f"another daemon (pid {pid}) already protects" in second.stderr
 
         stopped = await admin_async(directory, "daemon", "stop")
         assert stopped.exit_code == 0 and f"stopped (pid {pid})" in stopped.output

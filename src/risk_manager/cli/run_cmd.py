@@ -62,6 +62,7 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
             loop.add_signal_handler(sig, stop.set)
     try:
         try:
+            services.ensure_alone()
             await daemon.start()
         except (DaemonStartError, StoreError) as exc:
             typer.echo(f"error: cannot start: {exc}", err=True)

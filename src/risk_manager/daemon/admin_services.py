@@ -14,14 +14,15 @@ accounts.yaml (live reload), `admin-inbox/` (lock/unlock) and `daemon.pid` / `da
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from risk_manager.daemon.admin_inbox import AdminInbox
 from risk_manager.daemon.config_dir import ACCOUNTS_FILE, DaemonConfig
-from risk_manager.daemon.daemon import Daemon
+from risk_manager.daemon.daemon import Daemon, DaemonStartError
 from risk_manager.daemon.live_reload import LiveReload
-from risk_manager.daemon.runtime_files import RuntimeFiles
+from risk_manager.daemon.runtime_files import RuntimeFiles, pid_alive, read_pid
 
 
 def state_dir(database_path: Path) -> Path:
@@ -36,6 +37,13 @@ class AdminServices:
         self.inbox = AdminInbox(daemon, directory)
         self.files = RuntimeFiles(daemon, directory)
         self._started = False
+
+    def ensure_alone(self) -> None:
+        """Before `daemon.start()`: refuse when another live daemon holds this state directory's pid file."""
+        other = read_pid(self.files.state_dir)
+        if other is not None and other != os.getpid() and pid_alive(other):
+            raise DaemonStartError(f"another daemon (pid {other}) already protects the accounts of this config "
+                                   "directory; stop it first (risk-manager admin daemon stop) or use another --config")
 
     def start(self) -> None:
         """After `daemon.start()`: commands queued while the daemon was down are applied at once."""
