@@ -374,8 +374,8 @@ class Daemon:
 
     def enforce_locks(self, account_id: int, cause: str, why: str, positions: bool = True) -> None:
         """Make the broker match the account's locks now: cancel working orders (account locks), flatten
-        (locks imposed with a flatten; skipped with `positions=False`), close the symbol's positions
-        (symbol locks). `cause` makes the idempotency keys (fresh per call site)."""
+        (locks imposed with a flatten), close the symbol's positions (symbol locks). `positions=False`:
+        working orders of account locks only. `cause` makes the idempotency keys (fresh per call site)."""
         protected = self.accounts[account_id]
         mirror = protected.mirror
         for lock in protected.engine.locks(account_id):
@@ -390,6 +390,8 @@ class Daemon:
                     self._submit(protected, Action(ActionKind.CANCEL_ORDERS, account_id, rules,
                                                    make_key(ActionKind.CANCEL_ORDERS, account_id, rules, None,
                                                             cause), message=text))
+                continue
+            if not positions:
                 continue
             for position in protected.engine.status(account_id).positions:
                 if position.symbol is not None and lock.applies_to(position.symbol):
