@@ -108,3 +108,18 @@ async def test_commitment_mode_refuses_a_loosening_while_locked(tmp_path: Path, 
         await running.daemon.idle()
     trail = admin(directory, "audit", "--grep", "rules.reload_refused").output
     assert "loss limit raised 500 → 900" in trail
+
+
+async def test_turning_rule_10_off_and_on_moves_its_poll(tmp_path: Path, cheap_tuning: None) -> None:
+    guarded = RISK_YAML.replace("rules:\n", "rules:\n  auth_loss_guard: {enabled: true, check_interval: 30s}\n")
+    directory = make_config_dir(tmp_path, risk=guarded)
+    async with running_daemon(directory) as running:
+        daemon = running.daemon
+        assert daemon._next_account_poll is not None
+        write_private(directory / "risk.yaml", RISK_YAML)   # RULE-010 off: no poll deadline may stay behind
+        await until(lambda: daemon._next_account_poll is None, 1.0, "the poll deadline dropped")
+        deadline = daemon.next_deadline()
+        assert deadline is None or deadline > daemon.clock.now()
+        write_private(directory / "risk.yaml", guarded.replace("30s", "5s"))
+        await until(lambda: daemon._next_account_poll is not None, 1.0, "the poll scheduled again")
+        assert (daemon._next_account_poll - daemon.clock.now()).total_seconds() <= 5.0

@@ -465,7 +465,9 @@ class Daemon:
         intervals = [p.spec.risk.rules.auth_loss_guard.check_interval for p in self.accounts.values()
                      if p.spec.risk.rules.auth_loss_guard.enabled]
         self._account_poll_every = min(intervals) if intervals else None
-        if self._account_poll_every is not None and self._next_account_poll is None:
+        if self._account_poll_every is None:
+            self._next_account_poll = None   # RULE-010 turned off: no poll deadline left behind
+        elif self._next_account_poll is None or self._next_account_poll > self.clock.now() + self._account_poll_every:
             self._next_account_poll = self.clock.now() + self._account_poll_every
         self._timer_wake.set()   # deadlines may have moved
         self._schedule_save()
