@@ -4,6 +4,7 @@ queued while the daemon is down is applied at its start; everything audited."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,3 +105,11 @@ async def test_the_daemon_refuses_a_bad_or_unknown_command(tmp_path: Path, cheap
         assert "unreadable command file" in results[2].result
         assert len(list((inbox_dir(state) / "failed").iterdir())) == 3
         assert not running.daemon.accounts[ACCOUNT].engine.locks(ACCOUNT)
+
+        at = SystemClock().now().isoformat()   # written by hand: the account as a number is fine
+        (inbox_dir(state) / "hand.json").write_text(json.dumps({
+            "id": "h1", "command": "lock", "account": ACCOUNT, "reason": "by hand", "who": "joe", "terminal": "tty",
+            "at": at, "duration_s": 600}))
+        [applied] = await running.services.inbox.process()
+        assert applied.ok, applied.result
+        assert running.daemon.accounts[ACCOUNT].engine.locks(ACCOUNT)

@@ -66,10 +66,17 @@ class InboxCommand:
     def from_json(cls, raw: Any) -> InboxCommand:
         if not isinstance(raw, dict):
             raise InboxCommandError("not a JSON object")
+        fields = {k: raw[k] for k in raw if k not in ("result", "ok", "applied_at")}
+        for name in ("id", "account", "reason", "who", "terminal", "at"):   # a hand-written 1001 means "1001"
+            if isinstance(fields.get(name), int | float):
+                fields[name] = str(fields[name])
         try:
-            command = cls(**{k: raw[k] for k in raw if k not in ("result", "ok", "applied_at")})
+            command = cls(**fields)
+            parse_time(command.at)
         except TypeError as exc:
             raise InboxCommandError(f"unexpected or missing fields ({exc})") from None
+        except ValueError:
+            raise InboxCommandError(f"at: not an ISO time ({command.at!r})") from None
         if command.command not in ("lock", "unlock"):
             raise InboxCommandError(f"unknown command {command.command!r} (allowed: lock, unlock)")
         if command.command == "lock" and (not isinstance(command.duration_s, int | float) or command.duration_s <= 0):
