@@ -14,6 +14,7 @@ from risk_manager.cli import admin_cmd
 from risk_manager.engine import ManualLock
 from tests.daemon.admin_setup import (
     ACCOUNT,
+    ACCOUNTS_YAML,
     RISK_YAML,
     admin,
     admin_async,
@@ -123,3 +124,19 @@ async def test_turning_rule_10_off_and_on_moves_its_poll(tmp_path: Path, cheap_t
         write_private(directory / "risk.yaml", guarded.replace("30s", "5s"))
         await until(lambda: daemon._next_account_poll is not None, 1.0, "the poll scheduled again")
         assert (daemon._next_account_poll - daemon.clock.now()).total_seconds() <= 5.0
+
+
+async def test_a_per_account_override_in_accounts_yaml_is_merged_and_applied(tmp_path: Path,
+                                                                             cheap_tuning: None) -> None:
+    directory = make_config_dir(tmp_path)
+    async with running_daemon(directory) as running:
+        override = ACCOUNTS_YAML.replace(f"{{id: {ACCOUNT}}}",
+                                         f"{{id: {ACCOUNT}, rules: {{max_contracts: {{limit: 2}}}}}}")
+        write_private(directory / "accounts.yaml", override)
+        await until(lambda: _limit(running) == 2, 1.0, "the override applied")
+        rules = running.daemon.accounts[ACCOUNT].engine.config.rules
+        assert rules.daily_realized_loss.loss_limit == 500   # the rest of risk.yaml still merged in
+        write_private(directory / "risk.yaml", RISK_YAML.replace("loss_limit: 500", "loss_limit: 450"))
+        await until(lambda: running.daemon.accounts[ACCOUNT].engine.config.rules.daily_realized_loss.loss_limit
+                    == 450, 1.0, "the risk file change merged under the override")
+        assert _limit(running) == 2
