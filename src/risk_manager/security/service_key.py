@@ -15,8 +15,8 @@ password change the vault is re-keyed: write the service key again).
 The trade-off: whoever can read this file can decrypt the API keys without the admin password, so
 it must live where only the service (or root) can read it, ideally not beside the vault and not in
 the same backups. The keyring source has the same property (the key is in the user's keyring); the
-only alternative is an attended start. It does not touch the admin password: the trader still
-cannot change the rules without it.
+only alternative would be an attended start, which the daemon does not offer. It does not touch the
+admin password: the trader still cannot change the rules without it.
 """
 
 from __future__ import annotations
