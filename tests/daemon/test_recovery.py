@@ -45,6 +45,7 @@ def _config_dir(tmp_path: Path) -> Path:
     (directory / "accounts.yaml").write_text(
         "credentials: {default: {userName: demo, apiKey: demo-api-key}}\n"
         f"accounts: [{{id: {ACCOUNT}}}]\n")
+    (directory / "accounts.yaml").chmod(0o600)   # it holds an API key in clear: the daemon refuses it otherwise
     (directory / "risk.yaml").write_text(RULES)
     return directory
 

@@ -261,7 +261,8 @@ def _report(result: EditResult) -> None:
         out.print(f"  {change}", highlight=False)
     if result.loosenings:
         out.print(f"[yellow]loosens protection:[/yellow] {'; '.join(result.loosenings)}", highlight=False)
-    out.print(f"Saved {result.path}. A running daemon applies it on its next reload.", highlight=False)
+    out.print(f"Saved {result.path}. A running daemon applies it within a second (its log: risk_reloaded).",
+              highlight=False)
 
 
 @rules_app.command("list")
@@ -445,3 +446,11 @@ def notify_test(config: Path | None = CONFIG, password_stdin: bool = PASSWORD_ST
     out.print(table)
     if not all(result.ok for result in results):
         raise typer.Exit(4)
+
+
+# --- locks and daemon control (issue 7, items 4 and 5): their own modules, built on the helpers above.
+from risk_manager.cli import admin_locks, admin_service_key, daemon_control  # noqa: E402
+
+admin_locks.register(app)
+admin_service_key.register(app)
+daemon_control.register(app)

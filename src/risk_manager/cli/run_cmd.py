@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from risk_manager.daemon.admin_services import AdminServices
 from risk_manager.daemon.config_dir import DaemonConfig, DaemonConfigError, load_config_dir
 from risk_manager.daemon.daemon import Daemon, DaemonOptions, DaemonStartError
 from risk_manager.daemon.gateway_target import SimulatorEnvironment, point_at
@@ -52,6 +53,8 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
     elif gateway_url is not None:
         gateway = point_at(gateway, gateway_url)
     daemon = Daemon(DaemonOptions.from_config(config, gateway))
+    environ = SimulatorEnvironment() if sim else None
+    services = AdminServices(daemon, config, lambda: load_config_dir(config.directory, environ))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,17 +62,21 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
             loop.add_signal_handler(sig, stop.set)
     try:
         try:
+            services.ensure_alone()
             await daemon.start()
         except (DaemonStartError, StoreError) as exc:
             typer.echo(f"error: cannot start: {exc}", err=True)
             return 1
+        services.start()
         typer.echo(f"protecting {len(daemon.accounts)} account(s) via {gateway.api.base_url} "
                    f"(state {'stale' if daemon.stale else 'fresh'}); Ctrl-C or SIGTERM stops", err=True)
         await stop.wait()
         log_event(log, "daemon_stopping", reason="signal")
+        await services.aclose()
         await daemon.aclose(timeout_s=5.0)
         return 0
     finally:
+        await services.aclose()
         await daemon.aclose(timeout_s=5.0)
         if simulator is not None:
             await simulator.stop()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,9 +23,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from risk_manager.daemon.vault_credentials import VAULT_FILE, VaultCredentials
 from risk_manager.engine import ConfigError, RiskConfig, parse_risk_config
 from risk_manager.engine.config_loader import substitute_env
 from risk_manager.gateway import GatewayConfig, GatewayConfigError
+from risk_manager.security.errors import InsecurePermissionsError, SecurityError
+from risk_manager.security.permissions import check_private
 from risk_manager.store import Retention
 
 CONFIG_FILE = "config.yaml"
@@ -92,14 +95,30 @@ _GATEWAY_SECTIONS = ("api", "authentication", "signalr", "signalR", "errorHandli
 
 
 class CredentialSection(_Strict):
-    user_name: str = Field(alias="userName", min_length=1)
-    api_key: str = Field(alias="apiKey", min_length=1)
+    """`userName` + `apiKey` (by reference: `${ENV_VAR}`), or `vault: NAME`, an entry of the admin's vault."""
+
+    user_name: str | None = Field(None, alias="userName", min_length=1)
+    api_key: str | None = Field(None, alias="apiKey", min_length=1)
+    vault: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CredentialSection:
+        if self.vault is not None and (self.user_name is not None or self.api_key is not None):
+            raise ValueError("give either vault: NAME or userName and apiKey, not both")
+        if self.vault is None and (self.user_name is None or self.api_key is None):
+            raise ValueError("give userName and apiKey (e.g. ${TOPSTEPX_API_KEY}), or vault: NAME (an entry "
+                             "stored with `risk-manager admin accounts add NAME`)")
+        return self
+
+
+class VaultReference(_Strict):
+    vault: str = Field(min_length=1)
 
 
 class AccountSection(_Strict):
     id: int | None = Field(None, gt=0)
     name: str | None = Field(None, min_length=1)
-    credentials: str = "default"
+    credentials: str | VaultReference = "default"   # a credential set's name, or {vault: NAME} directly
     rules: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
 
@@ -115,15 +134,16 @@ class AccountSection(_Strict):
 
 
 class AccountsFile(_Strict):
-    credentials: dict[str, CredentialSection] = Field(min_length=1)
+    credentials: dict[str, CredentialSection] = Field(default_factory=dict)
     accounts: list[AccountSection] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _references(self) -> AccountsFile:
         for i, account in enumerate(self.accounts):
-            if account.credentials not in self.credentials:
+            if isinstance(account.credentials, str) and account.credentials not in self.credentials:
                 raise ValueError(f"accounts[{i}].credentials: {account.credentials!r} is not defined under "
-                                 f"credentials (defined: {', '.join(sorted(self.credentials))})")
+                                 f"credentials (defined: {', '.join(sorted(self.credentials)) or 'none'}; or write "
+                                 "credentials: {vault: NAME})")
         keys = [a.id if a.id is not None else a.name for a in self.accounts]
         if len(set(keys)) != len(keys):
             raise ValueError(f"accounts: the same account is listed twice ({keys})")
@@ -230,8 +250,36 @@ def _risk_config(data: Mapping[str, Any], file: str, environ: Mapping[str, str],
         raise DaemonConfigError(file, path, exc.message) from None
 
 
-def load_config_dir(directory: Path | str, environ: Mapping[str, str] | None = None) -> DaemonConfig:
-    """Load and validate the whole configuration directory (`DaemonConfigError` on the first problem)."""
+def _from_vault(resolve: Callable[[str], tuple[str, str]], set_name: str, entry: str, file: str,
+                where: str) -> Credential:
+    try:
+        user_name, api_key = resolve(entry)
+    except SecurityError as exc:
+        raise DaemonConfigError(file, where, str(exc)) from None
+    return Credential(set_name, user_name, api_key)
+
+
+def _check_clear_keys(path: Path, raw: Any) -> None:
+    """An accounts.yaml holding an API key in clear (not `${VAR}`, not the vault) must be private (0600)."""
+    sets = raw.get("credentials") if isinstance(raw, dict) else None
+    clear = [name for name, section in (sets or {}).items()
+             if isinstance(section, dict) and isinstance(section.get("apiKey"), str) and "${" not in section["apiKey"]]
+    if not clear:
+        return
+    try:
+        check_private(path)
+    except InsecurePermissionsError as exc:
+        raise DaemonConfigError(str(path), f"credentials.{clear[0]}.apiKey",
+                                f"an API key is written in clear and other users can read the file: {exc} (better: "
+                                "`risk-manager admin accounts add` and `vault: NAME`, or ${VAR})") from None
+
+
+def load_config_dir(directory: Path | str, environ: Mapping[str, str] | None = None,
+                    vault: Callable[[str], tuple[str, str]] | None = None) -> DaemonConfig:
+    """Load and validate the whole configuration directory (`DaemonConfigError` on the first problem).
+
+    `vault(entry) -> (user_name, api_key)` resolves `{vault: NAME}` credentials (default: the admin's vault
+    in this directory, `daemon.vault_credentials`)."""
     env = os.environ if environ is None else environ
     root = Path(directory)
     if not root.is_dir():
@@ -268,6 +316,7 @@ def load_config_dir(directory: Path | str, environ: Mapping[str, str] | None = N
 
     accounts_path = root / ACCOUNTS_FILE
     accounts_raw = _read_yaml(accounts_path)
+    accounts_unsubstituted = accounts_raw
     try:
         accounts_raw = substitute_env(accounts_raw, str(accounts_path), env)
     except ConfigError as exc:
@@ -276,16 +325,28 @@ def load_config_dir(directory: Path | str, environ: Mapping[str, str] | None = N
         accounts_file = AccountsFile.model_validate(accounts_raw)
     except ValidationError as exc:
         raise _validation_error(str(accounts_path), exc, AccountsFile) from None
-    credentials = {name: Credential(name, c.user_name, c.api_key) for name, c in accounts_file.credentials.items()}
+    resolve = vault or VaultCredentials(root / VAULT_FILE, env)
+    _check_clear_keys(accounts_path, accounts_unsubstituted)
+    credentials: dict[str, Credential] = {}
+    for name, given in accounts_file.credentials.items():
+        if given.vault is None:
+            assert given.user_name is not None and given.api_key is not None
+            credentials[name] = Credential(name, given.user_name, given.api_key)
     specs: list[AccountSpec] = []
     for i, account in enumerate(accounts_file.accounts):
         if not account.enabled:
             continue
+        set_name = account.credentials if isinstance(account.credentials, str) else f"vault:{account.credentials.vault}"
+        if set_name not in credentials:
+            entry, where = ((account.credentials.vault, f"accounts[{i}].credentials.vault")
+                            if isinstance(account.credentials, VaultReference)
+                            else (accounts_file.credentials[set_name].vault or "", f"credentials.{set_name}.vault"))
+            credentials[set_name] = _from_vault(resolve, set_name, entry, str(accounts_path), where)
         account_risk = risk
         if account.rules:
             merged = deep_merge(risk_raw, {"rules": account.rules})
             account_risk = _risk_config(merged, str(accounts_path), env, prefix=f"accounts[{i}]")
-        specs.append(AccountSpec(account.id, account.name, credentials[account.credentials], account_risk))
+        specs.append(AccountSpec(account.id, account.name, credentials[set_name], account_risk))
     if not specs:
         raise DaemonConfigError(str(accounts_path), "accounts", "every account is disabled; enable at least one")
     db_path = section.database.path if section.database.path.is_absolute() else root / section.database.path

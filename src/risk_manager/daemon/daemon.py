@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -50,6 +51,7 @@ from risk_manager.engine import (
     Engine,
     EngineCommand,
     ManualLock,
+    RiskConfig,
     SnapshotError,
     StopsChecked,
 )
@@ -367,31 +369,40 @@ class Daemon:
         position the lock should have closed would otherwise stay open. Fresh keys per boot; the
         enforcer verifies, so re-doing what is already done costs one check."""
         boot = f"restart:{self.clock.now().isoformat()}"
-        for account_id, protected in self.accounts.items():
-            mirror = protected.mirror
-            for lock in protected.engine.locks(account_id):
-                rules = lock.rules or (lock.kind.value,)
-                why = f"{lock.kind.value} lock restored at start-up"
-                if lock.symbol is None:
-                    if lock.flatten and mirror.positions:
-                        self._submit(protected, Action(ActionKind.FLATTEN_ACCOUNT, account_id, rules,
-                                                       make_key(ActionKind.FLATTEN_ACCOUNT, account_id, rules, None,
-                                                                boot), message=why))
-                    if mirror.open_orders:
+        for account_id in self.accounts:
+            self.enforce_locks(account_id, boot, "restored at start-up")
+
+    def enforce_locks(self, account_id: int, cause: str, why: str, positions: bool = True) -> None:
+        """Make the broker match the account's locks now: cancel working orders (account locks), flatten
+        (locks imposed with a flatten), close the symbol's positions (symbol locks). `positions=False`:
+        working orders of account locks only. `cause` makes the idempotency keys (fresh per call site)."""
+        protected = self.accounts[account_id]
+        mirror = protected.mirror
+        for lock in protected.engine.locks(account_id):
+            rules = lock.rules or (lock.kind.value,)
+            text = f"{lock.kind.value} lock {why}"
+            if lock.symbol is None:
+                if lock.flatten and positions and mirror.positions:
+                    self._submit(protected, Action(ActionKind.FLATTEN_ACCOUNT, account_id, rules,
+                                                   make_key(ActionKind.FLATTEN_ACCOUNT, account_id, rules, None,
+                                                            cause), message=text))
+                if mirror.open_orders:
+                    self._submit(protected, Action(ActionKind.CANCEL_ORDERS, account_id, rules,
+                                                   make_key(ActionKind.CANCEL_ORDERS, account_id, rules, None,
+                                                            cause), message=text))
+                continue
+            if not positions:
+                continue
+            for position in protected.engine.status(account_id).positions:
+                if position.symbol is not None and lock.applies_to(position.symbol):
+                    cid = position.contract_id
+                    self._submit(protected, Action(ActionKind.CLOSE_POSITION, account_id, rules,
+                                                   make_key(ActionKind.CLOSE_POSITION, account_id, rules, cid,
+                                                            cause), contract_id=cid, message=text))
+                    if any(o.contract_id == cid for o in mirror.open_orders.values()):
                         self._submit(protected, Action(ActionKind.CANCEL_ORDERS, account_id, rules,
-                                                       make_key(ActionKind.CANCEL_ORDERS, account_id, rules, None,
-                                                                boot), message=why))
-                    continue
-                for position in protected.engine.status(account_id).positions:
-                    if position.symbol is not None and lock.applies_to(position.symbol):
-                        cid = position.contract_id
-                        self._submit(protected, Action(ActionKind.CLOSE_POSITION, account_id, rules,
-                                                       make_key(ActionKind.CLOSE_POSITION, account_id, rules, cid,
-                                                                boot), contract_id=cid, message=why))
-                        if any(o.contract_id == cid for o in mirror.open_orders.values()):
-                            self._submit(protected, Action(ActionKind.CANCEL_ORDERS, account_id, rules,
-                                                           make_key(ActionKind.CANCEL_ORDERS, account_id, rules, cid,
-                                                                    boot), contract_id=cid, message=why))
+                                                       make_key(ActionKind.CANCEL_ORDERS, account_id, rules, cid,
+                                                                cause), contract_id=cid, message=text))
 
     # ================================================================================ views and hints
     def _view(self, account_id: int) -> AccountMirror:
@@ -431,6 +442,35 @@ class Daemon:
     def submit_command(self, command: EngineCommand) -> asyncio.Future[None] | None:
         """An admin command (ManualLock, ClearLock, ResetAccount) through the same ordered path."""
         return self._enqueue(command, wait=True)
+
+    async def audit(self, who: str, what: str, why: str, terminal: str = "daemon",
+                    account_id: int | None = None) -> None:
+        """One entry in the store's audit log (durable); a store failure is logged, never raised."""
+        if self.store is None or self._closed:
+            return
+        try:
+            await self.store.audit(who, what, why, terminal, account_id)
+        except Exception as exc:
+            log_event(log, "audit_write_failed", logging.ERROR, what=what, error=repr(exc))
+
+    def apply_risk_config(self, account_id: int, risk: RiskConfig) -> None:
+        """Live reload of one account's rules: its engine takes `risk` (state, locks and timers kept) and
+        what the new limits require now is enforced at once. Synchronous, so no event is processed
+        half under the old rules and half under the new."""
+        protected = self.accounts[account_id]
+        protected.spec = dataclasses.replace(protected.spec, risk=risk)
+        actions = protected.engine.update_config(risk)
+        self._dirty.add(account_id)
+        self._dispatch(account_id, actions)
+        intervals = [p.spec.risk.rules.auth_loss_guard.check_interval for p in self.accounts.values()
+                     if p.spec.risk.rules.auth_loss_guard.enabled]
+        self._account_poll_every = min(intervals) if intervals else None
+        if self._account_poll_every is None:
+            self._next_account_poll = None   # RULE-010 turned off: no poll deadline left behind
+        elif self._next_account_poll is None or self._next_account_poll > self.clock.now() + self._account_poll_every:
+            self._next_account_poll = self.clock.now() + self._account_poll_every
+        self._timer_wake.set()   # deadlines may have moved
+        self._schedule_save()
 
     # ================================================================================ the event path
     async def _work(self) -> None:

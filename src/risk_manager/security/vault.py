@@ -238,6 +238,16 @@ class Vault:
                                     "run as the user who created the vault, or restore the keyring; otherwise "
                                     "`risk-manager admin init --wipe` starts over")
             key = stored if len(stored) == KEY_BYTES else bytes(KEY_BYTES)
+        return cls.open_with_key(path, key, header)
+
+    @classmethod
+    def open_with_key(cls, path: Path, key: bytes, header: VaultHeader | None = None) -> Vault:
+        """Open with the vault key itself (a service key file, `security/service_key.py`); `VaultKeyError` if
+        it is not this vault's key. Checks the file is private first, like `open`."""
+        header = header or VaultHeader.read(path)
+        if len(key) != KEY_BYTES:
+            raise VaultKeyError(path, f"the key given is {len(key)} bytes, not {KEY_BYTES}",
+                                "write the service key again with `risk-manager admin service-key`")
         vault = cls(path, header.vault_id, header.key, key, header.entries)
         try:
             vault._aead.decrypt(header.check.nonce, header.check.ciphertext, vault._aad("check"))
