@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from risk_manager.broadcast import BroadcastError
 from risk_manager.daemon.config_dir import DaemonConfig, DaemonConfigError, load_config_dir
 from risk_manager.daemon.daemon import Daemon, DaemonOptions, DaemonStartError
 from risk_manager.daemon.gateway_target import SimulatorEnvironment, point_at
+from risk_manager.daemon.observability import Observability
+from risk_manager.health import HealthServerError
 from risk_manager.logs import configure_logging, log_event
 from risk_manager.store import StoreError
 
@@ -52,6 +55,7 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
     elif gateway_url is not None:
         gateway = point_at(gateway, gateway_url)
     daemon = Daemon(DaemonOptions.from_config(config, gateway))
+    ops = Observability(config.ops, config.directory)   # health, metrics, sd_notify, notifications, logs, dashboard
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,17 +63,20 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
             loop.add_signal_handler(sig, stop.set)
     try:
         try:
+            await ops.start()
             await daemon.start()
-        except (DaemonStartError, StoreError) as exc:
+            await ops.attach(daemon)
+        except (DaemonStartError, StoreError, HealthServerError, BroadcastError) as exc:  # ports taken, token file
             typer.echo(f"error: cannot start: {exc}", err=True)
             return 1
         typer.echo(f"protecting {len(daemon.accounts)} account(s) via {gateway.api.base_url} "
                    f"(state {'stale' if daemon.stale else 'fresh'}); Ctrl-C or SIGTERM stops", err=True)
         await stop.wait()
         log_event(log, "daemon_stopping", reason="signal")
-        await daemon.aclose(timeout_s=5.0)
+        await ops.shutdown(daemon, timeout_s=5.0)
         return 0
     finally:
+        await ops.shutdown(daemon, timeout_s=5.0)
         await daemon.aclose(timeout_s=5.0)
         if simulator is not None:
             await simulator.stop()
