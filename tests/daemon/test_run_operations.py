@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,25 +38,42 @@ def wait_for(predicate: object, what: str, process: subprocess.Popen[bytes], log
         time.sleep(0.05)
 
 
+class NotifySocket:
+    """A unix datagram socket read continuously by a thread, like systemd's (its queue never fills)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def count(self, text: str) -> int:
+        return sum(text in m for m in list(self.messages))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
 @pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify.sock"))
-    sock.setblocking(False)
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
     yield sock
     sock.close()
 
 
-def received(sock: socket.socket) -> list[str]:
-    messages = []
-    while True:
-        try:
-            messages.append(sock.recv(4096).decode())
-        except BlockingIOError:
-            return messages
-
-
-def test_run_serves_health_sd_notify_logs_and_dashboard(tmp_path: Path, notify_socket: socket.socket) -> None:
+def test_run_serves_health_sd_notify_logs_and_dashboard(tmp_path: Path, notify_socket: NotifySocket) -> None:
     config = tmp_path / "cfg"
     write_example_config(config)
     data = tmp_path / "data"
@@ -67,19 +85,14 @@ def test_run_serves_health_sd_notify_logs_and_dashboard(tmp_path: Path, notify_s
            "WATCHDOG_USEC": "200000"}   # a ping every 0.1 s
     env.pop("WATCHDOG_PID", None)
     log = tmp_path / "run.log"
-    messages: list[str] = []
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "risk_manager", "run", "--config", str(config), "--sim"],
                                    stdout=out, stderr=out, env=env)
         try:
-            def got(text: str, times: int = 1) -> bool:
-                messages.extend(received(notify_socket))
-                return sum(text in m for m in messages) >= times
-
-            wait_for(lambda: got("READY=1"), "READY=1", process, log)
-            ready = next(m for m in messages if "READY=1" in m)
+            wait_for(lambda: notify_socket.count("READY=1"), "READY=1", process, log)
+            ready = next(m for m in notify_socket.messages if "READY=1" in m)
             assert "STATUS=protecting 1 account(s)" in ready
-            wait_for(lambda: got("WATCHDOG=1", 2), "two WATCHDOG=1", process, log, 5)
+            wait_for(lambda: notify_socket.count("WATCHDOG=1") >= 2, "two WATCHDOG=1", process, log, 5)
 
             health = httpx.get(f"http://127.0.0.1:{health_port}/health/ready", timeout=2)
             assert health.status_code == 200, health.text
@@ -113,6 +126,7 @@ def test_run_serves_health_sd_notify_logs_and_dashboard(tmp_path: Path, notify_s
         finally:
             if process.poll() is None:
                 process.kill()
-    messages.extend(received(notify_socket))
-    assert any(m.startswith("STOPPING=1") for m in messages), messages
+    time.sleep(0.2)
+    assert any(m.startswith("STOPPING=1") for m in notify_socket.messages), notify_socket.messages
+    assert "sd_notify_failed" not in log.read_text()
     assert "operations_stopped" in (data / "logs" / "daemon.log").read_text()
