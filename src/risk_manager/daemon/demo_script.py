@@ -73,6 +73,8 @@ class Demo:
         self.sim = Simulator(SimConfig(accounts=[SimAccount(ACCOUNT, "DEMO-1001")], quote_feed="scripted"))
         self.daemon: Daemon | None = None
         self.outcomes: list[tuple[float, ActionOutcome]] = []
+        # Called once the daemon protects (the dashboard starts here): `await on_protecting(daemon, workdir)`.
+        self.on_protecting: Callable[[Daemon, Path], Awaitable[None]] | None = None
 
     async def _at(self, second: float) -> None:
         delay = second / self.speed - (time.perf_counter() - self.log.started)
@@ -128,6 +130,8 @@ class Demo:
             await daemon.start()
             ready_ms = (daemon.protecting_after_s or 0.0) * 1000
             log.line("DAEMON", f"protecting account {ACCOUNT} (ready in {ready_ms:.0f} ms)")
+            if self.on_protecting is not None:
+                await self.on_protecting(daemon, workdir)
             breaches: list[tuple[str, float, Callable[[ActionOutcome], bool]]] = []
 
             await self._at(3)
