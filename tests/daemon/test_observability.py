@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from risk_manager.daemon.config_dir import AccountSpec, Credential
 from risk_manager.daemon.daemon import Daemon, DaemonOptions
 from risk_manager.daemon.observability import Observability
 from risk_manager.daemon.ops_config import DashboardConfig, OpsConfig
-from risk_manager.engine import parse_rules_block
+from risk_manager.engine import ManualLock, parse_rules_block
 from risk_manager.gateway import MemoryTokenStore
 from risk_manager.health import HealthConfig
 from risk_manager.logs import StructuredFormatter
@@ -178,3 +179,20 @@ async def test_an_enforcement_is_notified_counted_and_no_secret_is_logged(
     assert API_KEY not in logged and HOOK_SECRET not in logged
     files = "\n".join(p.read_text() for p in (running.ops.config_dir / "logs").iterdir())
     assert "action_outcome" in files and API_KEY not in files and HOOK_SECRET not in files
+
+
+async def test_a_manual_lock_and_its_end_are_notified(running: Running, receiver: Receiver) -> None:
+    done = running.daemon.submit_command(ManualLock(ACCOUNT, timedelta(milliseconds=600), reason="cooling off",
+                                                    by="trader"))
+    assert done is not None
+    await done
+
+    async def both() -> bool:
+        return len(receiver.of_kind("lock")) >= 2
+
+    await eventually(both, 5)
+    began, ended = receiver.of_kind("lock")
+    assert began["message"].startswith("account locked (") and "cooling off" in began["message"]
+    assert began["severity"] == "critical"
+    assert ended["message"].startswith("account unlocked: the ") and "cooling off" in ended["message"]
+    assert ended["severity"] == "info" and ended["account"] == "OBS-1001"

@@ -37,6 +37,7 @@ from risk_manager.daemon.ops_config import OpsConfig
 from risk_manager.domain import GatewayEvent
 from risk_manager.enforcement import ActionOutcome
 from risk_manager.engine import ActionKind
+from risk_manager.engine.actions import Lock
 from risk_manager.gateway import HubState
 from risk_manager.health import HealthServer, LivenessMonitor, Metrics, ReadinessBoard
 from risk_manager.logs import log_event
@@ -84,6 +85,7 @@ class Observability:
         self._tasks: list[asyncio.Task[None]] = []
         self._kinds: dict[type, str] = {}
         self._seen_429: dict[int, int] = {}
+        self._held_locks: dict[int, dict[tuple[Any, ...], Lock]] = {}
         self._closing = False
 
     # ================================================================================ before the daemon
@@ -172,9 +174,26 @@ class Observability:
         locked = 0
         for aid, protected in daemon.accounts.items():
             self.board.set_fresh(self._label(aid), protected.connection.fresh, "reconciling after a gap")
-            if protected.engine.locks(aid):
+            locks = protected.engine.locks(aid)
+            if locks:
                 locked += 1
+            self._notice_unlocks(aid, locks)
         self.metrics.set_active_locks(locked)
+
+    def _notice_unlocks(self, account_id: int, locks: list[Lock]) -> None:
+        """A lock that was held at the previous status and is gone now ended (expired, reset, condition
+        cleared or an admin unlock): a LOCK notification, the counterpart of the one sent when it began."""
+        held = {(lock.kind, lock.symbol, lock.start): lock for lock in locks}
+        before = self._held_locks.get(account_id)
+        self._held_locks[account_id] = held
+        if before is None:
+            return   # the first look (at attach): restored locks are not news
+        for key, lock in before.items():
+            if key not in held:
+                what = f"{lock.kind.value}{f' {lock.symbol}' if lock.symbol else ''}"
+                self._notify(Notification(NotificationKind.LOCK, f"account unlocked: the {what} lock ended "
+                                          f"({lock.reason})", account=self._label(account_id), rules=lock.rules,
+                                          severity=Severity.INFO))
 
     def _on_activity(self, item: ActionOutcome | AlertRecord) -> None:
         if isinstance(item, AlertRecord):
