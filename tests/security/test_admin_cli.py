@@ -213,7 +213,8 @@ async def test_accounts_test_logs_in_to_the_simulator_and_lists_the_accounts(
     assert "login refused: invalid credentials" in refused.stderr
     paths = [r.path for r in simulator.recorder.requests]
     assert paths == ["/api/Auth/loginKey", "/api/Account/search", "/api/Auth/loginKey"]
-    unreachable = admin(config, f"{ADMIN_PW}\n", "accounts", "test", "main", "--gateway", "http://127.0.0.1:9")
+    unreachable = await asyncio.to_thread(admin, config, f"{ADMIN_PW}\n", "accounts", "test", "main", "--gateway",
+                                          "http://127.0.0.1:9")
     assert unreachable.exit_code == 1 and "cannot reach the Gateway" in unreachable.stderr
     everything = ok.output + refused.output + unreachable.output + caplog.text
     everything += (config / "admin-audit.jsonl").read_text()

@@ -73,6 +73,9 @@ E = TypeVar("E")
 
 # How far back verification searches for an order / trade the lost request may have created.
 _VERIFY_LOOKBACK = timedelta(minutes=5)
+# How far back a refused repeated customTag is looked for: the key may come from a restart or an
+# expired cache entry long after the first placement.
+_TAG_LOOKBACK = timedelta(days=1)
 _PLACE_REJECTED = 2  # Order/place errorCode OrderRejected (also the answer to a repeated customTag)
 
 
@@ -212,9 +215,10 @@ class GatewayClient:
                     outcome = False
                     raise TransportError(path, "the Gateway answered 200 with a body that is not JSON",
                                          sent=True) from None
-                if not isinstance(data, dict):
-                    outcome = True
-                    return {"success": True, "errorCode": 0, "value": data}
+                if not isinstance(data, dict):  # every Gateway answer is an envelope object
+                    outcome = False
+                    raise TransportError(path, "the Gateway answered 200 with JSON that is not an envelope object",
+                                         sent=True)
                 outcome = True
                 return data
             if status == 401:
@@ -265,14 +269,17 @@ class GatewayClient:
         base = retries.delay_s(retry)
         return base * (1.0 + self._rng.random() * retries.jitter)
 
-    async def _read(self, path: str, body: dict[str, Any] | None = None, max_retries: int | None = None
-                    ) -> dict[str, Any]:
-        """A read with retries on transient failures; `success:false` raises `GatewayRequestError`."""
+    async def _read(self, path: str, body: dict[str, Any] | None = None, max_retries: int | None = None,
+                    list_key: str | None = None) -> dict[str, Any]:
+        """A read with retries on transient failures; `success:false` raises `GatewayRequestError`.
+        With `list_key`, a success envelope without that list is malformed (transient, retried)."""
         limit = self.config.error_handling.retries.max_attempts if max_retries is None else max_retries
         retry = 0
         while True:
             try:
                 data = await self._request(path, body)
+                if list_key is not None and data.get("success") is not False:
+                    _check_list(path, data, list_key)
                 break
             except TransientError as exc:
                 if retry >= limit:
@@ -287,14 +294,12 @@ class GatewayClient:
         _raise_for_envelope(path, data)
         return data
 
-    def _items(self, path: str, data: dict[str, Any], key: str, decode: Callable[[Any], E]) -> list[E]:
-        raw = data.get(key)
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            raise TransportError(path, f"payload field '{key}' is not a list", sent=True)
+    async def _read_items(self, path: str, body: dict[str, Any], key: str, decode: Callable[[Any], E],
+                          max_retries: int | None = None) -> list[E]:
+        """A read whose payload is the list `key`; malformed items are logged, counted and skipped."""
+        data = await self._read(path, body, max_retries, list_key=key)
         items: list[E] = []
-        for item in raw:
+        for item in data[key]:
             try:
                 items.append(decode(item))
             except WireDecodeError as exc:
@@ -339,20 +344,23 @@ class GatewayClient:
 
     # ----------------------------------------------------------------------------- reads
     async def search_accounts(self, only_active: bool = True) -> list[Account]:
-        data = await self._read("Account/search", {"onlyActiveAccounts": only_active})
-        return self._items("Account/search", data, "accounts", Account.from_wire)
+        return await self._read_items("Account/search", {"onlyActiveAccounts": only_active}, "accounts",
+                                      Account.from_wire)
 
     async def search_contracts(self, text: str, live: bool = False) -> list[Contract]:
-        data = await self._read("Contract/search", {"searchText": text, "live": live})
-        return self._items("Contract/search", data, "contracts", Contract.from_wire)
+        return await self._read_items("Contract/search", {"searchText": text, "live": live}, "contracts",
+                                      Contract.from_wire)
 
     async def contract_by_id(self, contract_id: str) -> Contract:
         data = await self._read("Contract/searchById", {"contractId": contract_id})
-        return Contract.from_wire(data.get("contract"))
+        try:
+            return Contract.from_wire(data.get("contract"))
+        except WireDecodeError as exc:  # a broken answer is the Gateway's failure, typed as such
+            raise TransportError("Contract/searchById", f"payload field 'contract' is malformed ({exc})",
+                                 sent=True) from None
 
     async def available_contracts(self, live: bool = False) -> list[Contract]:
-        data = await self._read("Contract/available", {"live": live})
-        return self._items("Contract/available", data, "contracts", Contract.from_wire)
+        return await self._read_items("Contract/available", {"live": live}, "contracts", Contract.from_wire)
 
     async def retrieve_bars(self, contract_id: str, start: datetime, end: datetime, unit: BarUnit,
                             unit_number: int = 1, limit: int = 1000, live: bool = False,
@@ -361,8 +369,7 @@ class GatewayClient:
         body = {"contractId": contract_id, "live": live, "startTime": format_time(start),
                 "endTime": format_time(end), "unit": int(unit), "unitNumber": unit_number, "limit": limit,
                 "includePartialBar": include_partial_bar}
-        data = await self._read("History/retrieveBars", body)
-        return self._items("History/retrieveBars", data, "bars", Bar.from_wire)
+        return await self._read_items("History/retrieveBars", body, "bars", Bar.from_wire)
 
     # `retries` overrides errorHandling.retries.maxAttempts for one call (verification uses 0: it
     # has its own schedule).
@@ -370,23 +377,21 @@ class GatewayClient:
                             retries: int | None = None) -> list[Order]:
         body = {"accountId": account_id, "startTimestamp": format_time(start),
                 "endTimestamp": None if end is None else format_time(end)}
-        data = await self._read("Order/search", body, retries)
-        return self._items("Order/search", data, "orders", Order.from_wire)
+        return await self._read_items("Order/search", body, "orders", Order.from_wire, retries)
 
     async def search_open_orders(self, account_id: int, *, retries: int | None = None) -> list[Order]:
-        data = await self._read("Order/searchOpen", {"accountId": account_id}, retries)
-        return self._items("Order/searchOpen", data, "orders", Order.from_wire)
+        return await self._read_items("Order/searchOpen", {"accountId": account_id}, "orders", Order.from_wire,
+                                      retries)
 
     async def search_open_positions(self, account_id: int, *, retries: int | None = None) -> list[Position]:
-        data = await self._read("Position/searchOpen", {"accountId": account_id}, retries)
-        return self._items("Position/searchOpen", data, "positions", Position.from_wire)
+        return await self._read_items("Position/searchOpen", {"accountId": account_id}, "positions",
+                                      Position.from_wire, retries)
 
     async def search_trades(self, account_id: int, start: datetime, end: datetime | None = None, *,
                             retries: int | None = None) -> list[Trade]:
         body = {"accountId": account_id, "startTimestamp": format_time(start),
                 "endTimestamp": None if end is None else format_time(end)}
-        data = await self._read("Trade/search", body, retries)
-        return self._items("Trade/search", data, "trades", Trade.from_wire)
+        return await self._read_items("Trade/search", body, "trades", Trade.from_wire, retries)
 
     # ----------------------------------------------------------------------------- mutations
     async def _send_mutation(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -484,7 +489,7 @@ class GatewayClient:
             code = int(data.get("errorCode") or 0)
             if code == _PLACE_REJECTED:
                 # Also the answer to a repeated customTag: if an order with our tag exists, that is ours.
-                existing = await self._find_order_by_tag(account_id, tag, started)
+                existing = await self._find_order_by_tag(account_id, tag, started - _TAG_LOOKBACK)
                 if existing is not None:
                     return PlaceResult(True, tag, existing.id, existing, verified=True)
             return _place_refused(tag, code, data.get("errorMessage"))
@@ -492,7 +497,7 @@ class GatewayClient:
             raise OrderOutcomeUnknownError("Order/place", "verification is disabled (orderManagement.verification)")
 
         async def check() -> Order | None:
-            return await self._find_order_by_tag(account_id, tag, started)
+            return await self._find_order_by_tag(account_id, tag, started - _VERIFY_LOOKBACK)
 
         found = await self._verify("Order/place", check)
         if found is not None:
@@ -512,8 +517,8 @@ class GatewayClient:
             raise OrderOutcomeUnknownError("Order/place", "the second attempt was lost too and no order is visible")
         return _place_refused(tag, int(data.get("errorCode") or 0), data.get("errorMessage"), verified=True)
 
-    async def _find_order_by_tag(self, account_id: int, tag: str, started: datetime) -> Order | None:
-        for order in await self.search_orders(account_id, started - _VERIFY_LOOKBACK, retries=0):
+    async def _find_order_by_tag(self, account_id: int, tag: str, since: datetime) -> Order | None:
+        for order in await self.search_orders(account_id, since, retries=0):
             if order.custom_tag == tag:
                 return order
         return None
@@ -600,6 +605,16 @@ class GatewayClient:
 
         result: MutationResult = await self._verify(path, check)
         return result
+
+
+def _check_list(path: str, data: dict[str, Any], key: str) -> None:
+    # A success envelope always carries its list; a missing one is a broken answer, not "none"
+    # (read as "no positions" it would look like a missed close to the reconciler).
+    raw = data.get(key)
+    if raw is None:
+        raise TransportError(path, f"payload has no '{key}' list", sent=True)
+    if not isinstance(raw, list):
+        raise TransportError(path, f"payload field '{key}' is not a list", sent=True)
 
 
 def _raise_for_envelope(path: str, data: dict[str, Any]) -> None:

@@ -179,17 +179,19 @@ class EncryptedTokenStore:
         nonce = secrets.token_bytes(12)
         blob = _MAGIC + nonce + self._aead.encrypt(nonce, json.dumps({"user": user_name, "token": token}).encode(),
                                                    _MAGIC)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(blob)
             os.chmod(tmp, 0o600)
             os.replace(tmp, self.path)
         except OSError as exc:
-            log_event(log, "token_store_write_failed", logging.ERROR, path=str(self.path), error=str(exc))
-            tmp.unlink(missing_ok=True)
+            log_event(log, "token_store_write_failed", logging.ERROR, path=str(self.path), error=str(exc),
+                      action="keeping the token in memory only")
+            with contextlib.suppress(OSError):  # no temp file to remove when its directory is unusable
+                tmp.unlink(missing_ok=True)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

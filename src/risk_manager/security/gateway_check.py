@@ -1,20 +1,26 @@
 """`admin accounts test`: log in with a stored credential and list the accounts the key sees.
 
-Written with plain httpx because `risk_manager.gateway` (the real client, with its token manager,
-rate limiter and retries) did not exist in this tree yet; it makes exactly two calls, once, with no
-retry: `POST {url}/api/Auth/loginKey` then `POST {url}/api/Account/search`. When the gateway client
-lands, `check_credential` should call it instead. The token is never logged or returned.
+It uses the daemon's own client (`risk_manager.gateway.GatewayClient`), so the check exercises the
+same login, envelope handling and error classification as `risk-manager run`. It makes exactly two
+calls, once, with no retry (a diagnostic must answer fast): `Auth/loginKey` then `Account/search`.
+The token is kept in memory only and is never logged or returned; the hubs are not connected.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
 
-import httpx
-
-from risk_manager.domain.errors import WireDecodeError
 from risk_manager.domain.models import Account
+from risk_manager.gateway import GatewayClient, GatewayConfig, MemoryTokenStore
+from risk_manager.gateway.errors import (
+    AuthenticationError,
+    GatewayError,
+    GatewayRequestError,
+    HttpStatusError,
+    PermanentHttpError,
+    TransportError,
+)
 from risk_manager.logs import log_event
 from risk_manager.security.errors import GatewayCheckError
 from risk_manager.security.vault import Credential
@@ -38,47 +44,52 @@ def api_base(url: str) -> str:
     return base if base.endswith("/api") else base + "/api"
 
 
-def _payload(response: httpx.Response, call: str) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise GatewayCheckError(f"{call} answered HTTP {response.status_code}",
-                                "check the --gateway URL and that the Gateway is up")
-    try:
-        body = response.json()
-    except ValueError:
-        raise GatewayCheckError(f"{call} did not answer JSON", "check the --gateway URL") from None
-    if not isinstance(body, dict):
-        raise GatewayCheckError(f"{call} answered an unexpected JSON value", "check the --gateway URL")
-    return body
+def check_config(gateway_url: str, timeout: float = 10.0) -> GatewayConfig:
+    """The client configuration of the check: REST root from the URL, no retries, token in memory."""
+    return GatewayConfig.load({
+        "api": {"baseUrl": api_base(gateway_url), "timeout": max(1, round(timeout * 1000))},
+        "authentication": {"tokenRefresh": {"maxRetries": 0}, "storage": {"type": "memory"}},
+        "errorHandling": {"retries": {"maxAttempts": 0}},
+    }, source="admin accounts test --gateway")
 
 
-def check_credential(gateway_url: str, credential: Credential, timeout: float = 10.0,
-                     transport: httpx.BaseTransport | None = None) -> list[Account]:
-    """Log in with `credential` and return the active accounts it sees (typed `GatewayCheckError` otherwise)."""
+def check_credential(gateway_url: str, credential: Credential, timeout: float = 10.0) -> list[Account]:
+    """Log in with `credential` and return the active accounts it sees (typed `GatewayCheckError` otherwise).
+    Synchronous (the admin CLI's commands are); do not call it from a running event loop."""
+    return asyncio.run(check_credential_async(gateway_url, credential, timeout))
+
+
+async def check_credential_async(gateway_url: str, credential: Credential,
+                                 request_timeout_s: float = 10.0) -> list[Account]:
     base = api_base(gateway_url)
+    client = GatewayClient(check_config(gateway_url, request_timeout_s), credential.user_name, credential.api_key,
+                           token_store=MemoryTokenStore())
     try:
-        with httpx.Client(timeout=timeout, transport=transport) as client:
-            login = _payload(client.post(f"{base}/Auth/loginKey",
-                                         json={"userName": credential.user_name, "apiKey": credential.api_key}),
-                             "Auth/loginKey")
-            token = login.get("token")
-            if not login.get("success") or not isinstance(token, str) or not token:
-                code = login.get("errorCode")
-                reason = LOGIN_ERRORS.get(code, f"error code {code}") if isinstance(code, int) else "no token"
-                log_event(logger, "gateway_check_login_refused", logging.WARNING, error_code=code)
-                raise GatewayCheckError(f"login refused: {reason}",
-                                        "check the user name and API key (re-add the entry to change them)")
-            found = _payload(client.post(f"{base}/Account/search", json={"onlyActiveAccounts": True},
-                                         headers={"Authorization": f"Bearer {token}"}), "Account/search")
-    except httpx.HTTPError as exc:
-        raise GatewayCheckError(f"cannot reach the Gateway at {base} ({type(exc).__name__})",
+        await client.start(connect_hubs=False)
+        accounts = await client.search_accounts(only_active=True)
+    except AuthenticationError as exc:
+        reason = LOGIN_ERRORS.get(exc.code, f"error code {exc.code}") if exc.code is not None else "no token"
+        log_event(logger, "gateway_check_login_refused", logging.WARNING, error_code=exc.code)
+        raise GatewayCheckError(f"login refused: {reason}",
+                                "check the user name and API key (re-add the entry to change them)") from None
+    except TransportError as exc:
+        cause = exc.__cause__
+        if cause is None:  # the Gateway answered, but not with a JSON envelope
+            raise GatewayCheckError(str(exc), "check the --gateway URL") from None
+        raise GatewayCheckError(f"cannot reach the Gateway at {base} ({type(cause).__name__})",
                                 "check the --gateway URL and the network") from None
-    if not found.get("success") or not isinstance(found.get("accounts"), list):
-        raise GatewayCheckError(f"Account/search failed (error code {found.get('errorCode')})",
-                                "try again; if it persists, check the account's API access")
-    try:
-        accounts = [Account.from_wire(item) for item in found["accounts"]]
-    except WireDecodeError as exc:
-        raise GatewayCheckError(f"Account/search answered an account this version cannot read ({exc})",
-                                "report it with the Gateway's answer") from exc
+    except (HttpStatusError, PermanentHttpError) as exc:
+        raise GatewayCheckError(f"{exc.path} answered HTTP {exc.status}",
+                                "check the --gateway URL and that the Gateway is up") from None
+    except GatewayRequestError as exc:
+        raise GatewayCheckError(f"{exc.path} failed (error code {exc.code})",
+                                "try again; if it persists, check the account's API access") from None
+    except GatewayError as exc:  # circuit open, rate-limit queue full: not expected for two calls
+        raise GatewayCheckError(str(exc), "try again in a minute") from None
+    finally:
+        await client.aclose()
+    if client.stats.malformed_items:
+        raise GatewayCheckError(f"Account/search answered {client.stats.malformed_items} account(s) this version "
+                                "cannot read (logged as malformed_item)", "report it with the Gateway's answer")
     log_event(logger, "gateway_check_ok", accounts=len(accounts))
     return accounts
