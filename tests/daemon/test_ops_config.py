@@ -38,6 +38,9 @@ def test_defaults_and_the_template_block(tmp_path: Path) -> None:
     ops = load_config_dir(tmp_path, ENV).ops
     assert [c.type for c in ops.notifications.channels] == ["discord", "telegram", "webhook"]
     assert ops.dashboard.token_path(tmp_path) == Path("~/.local/state/risk-manager/dashboard.token").expanduser()
+    assert ops.dashboard.token_mode == 0o600
+    config.write_text(config.read_text().replace("  group_readable: false", "  group_readable: true"))
+    assert load_config_dir(tmp_path, ENV).ops.dashboard.token_mode == 0o640
     config.write_text(config.read_text().replace("level: INFO  ", "level: INFO\n  files: {retention_days: 3}\n  ", 1))
     assert load_config_dir(tmp_path, ENV).ops.log_files.retention_days == 3
 

@@ -135,7 +135,7 @@ class Observability:
         dashboard = self.ops.dashboard
         if dashboard.enabled:
             self.dashboard = DashboardFeed(daemon, dashboard.host, dashboard.port,
-                                           dashboard.token_path(self.config_dir))
+                                           dashboard.token_path(self.config_dir), dashboard.token_mode)
             await self.dashboard.start()
         accounts_text = ", ".join(self._label(aid) for aid in daemon.accounts)
         self.sd.ready(f"protecting {len(daemon.accounts)} account(s): {accounts_text}")

@@ -37,6 +37,12 @@ class DashboardConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(DASHBOARD_PORT, ge=0, le=65535)  # 0: any free port (tests)
     token_file: Path | None = None  # default: <data dir>/dashboard.token (where `status` looks for it)
+    # A system service runs as its own user: 0640 lets the traders in its group read the token (else 0600).
+    group_readable: bool = False
+
+    @property
+    def token_mode(self) -> int:
+        return 0o640 if self.group_readable else 0o600
 
     @field_validator("host")
     @classmethod
