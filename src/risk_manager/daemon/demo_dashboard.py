@@ -33,6 +33,7 @@ class DemoWithDashboard:
     def __init__(self, out: TextIO, speed: float = 1.0, *, bell: bool = True, run_app: RunApp = _run_app) -> None:
         self.demo = Demo(out, speed)
         self.demo.on_protecting = self._show
+        self.demo.stop_hint = "press q in the dashboard to stop"
         self.bell = bell
         self._run_app = run_app
         self.feed: DashboardFeed | None = None

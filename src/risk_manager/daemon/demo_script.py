@@ -75,6 +75,7 @@ class Demo:
         self.outcomes: list[tuple[float, ActionOutcome]] = []
         # Called once the daemon protects (the dashboard starts here): `await on_protecting(daemon, workdir)`.
         self.on_protecting: Callable[[Daemon, Path], Awaitable[None]] | None = None
+        self.stop_hint = "Ctrl-C to stop"
 
     async def _at(self, second: float) -> None:
         delay = second / self.speed - (time.perf_counter() - self.log.started)
@@ -192,5 +193,5 @@ class Demo:
                          f"{len(self.sim.recorder.duplicate_orders)}")
         log.line("DEMO", "every scripted breach was enforced" if ok else "SOME BREACHES WERE NOT ENFORCED")
         if keep_running is not None:
-            log.line("DEMO", "the daemon keeps protecting; Ctrl-C to stop")
+            log.line("DEMO", f"the daemon keeps protecting; {self.stop_hint}")
         return ok
