@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -196,3 +197,15 @@ async def test_a_manual_lock_and_its_end_are_notified(running: Running, receiver
     assert began["severity"] == "critical"
     assert ended["message"].startswith("account unlocked: the ") and "cooling off" in ended["message"]
     assert ended["severity"] == "info" and ended["account"] == "OBS-1001"
+
+
+async def test_shutdown_notifies_the_stop_and_closes_everything_within_the_budget(
+        running: Running, receiver: Receiver) -> None:
+    started = time.perf_counter()
+    await running.ops.shutdown(running.daemon, timeout_s=5.0)
+    assert time.perf_counter() - started < 5.0
+    (stopping,) = [b for b in receiver.of_kind("daemon") if "stopping" in b["message"]]
+    assert stopping["severity"] == "warning" and "NOT protected" in stopping["message"]
+    assert not receiver.of_kind("disconnect")   # the hubs closing on purpose is not an outage
+    with pytest.raises(httpx.ConnectError):
+        await running.http.get("/health/live")
