@@ -122,6 +122,8 @@ class Observability:
                 self.board.watch_hub(hub, names[hub_kind])
                 hub.on_event(self._count_event)
                 hub.on_state(functools.partial(self._on_hub_state, names[hub_kind], who))
+                if hub.state is not HubState.CONNECTED:   # started stale: the outage began before us
+                    self._on_hub_state(names[hub_kind], who, hub.state)
             for protected in accounts:
                 label = self._label(protected.account.id)
                 self.board.add_account(label, names.values())
