@@ -41,7 +41,8 @@ def _config_dir(tmp_path: Path) -> Path:
         "signalr: {reconnection: {delays: [0, 100, 200], maxDelayMs: 200, jitter: 0}}\n"
         "stateReconciliation: {minInterval: 0}\n"
         "database: {path: state/risk.db, durableFsync: false}\n"
-        "logging: {level: INFO}\n")
+        "logging: {level: INFO}\n"
+        "health: {port: 0}\ndashboard: {port: 0}\n")   # never the real ports in a test
     (directory / "accounts.yaml").write_text(
         "credentials: {default: {userName: demo, apiKey: demo-api-key}}\n"
         f"accounts: [{{id: {ACCOUNT}}}]\n")
@@ -59,7 +60,7 @@ async def _until(condition: object, timeout: float, what: str) -> None:  # noqa:
 
 
 def _start_daemon(config: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RISK_MANAGER_DATA_DIR": str(config.parent / "data")}
     handle = log.open("ab")
     return subprocess.Popen([sys.executable, "-m", "risk_manager", "run", "--config", str(config), "--gateway", url],
                             stdout=handle, stderr=handle, env=env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,10 +20,13 @@ from risk_manager.daemon.config_templates import write_example_config
 def test_run_sim_protects_then_stops_on_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "cfg"
     write_example_config(config)
+    with (config / "config.yaml").open("a") as fh:   # never the real ports or the user's data dir in a test
+        fh.write("health: {port: 0}\ndashboard: {port: 0}\n")
+    env = {**os.environ, "RISK_MANAGER_DATA_DIR": str(tmp_path / "data")}
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "risk_manager", "run", "--config", str(config), "--sim"],
-                                   stdout=out, stderr=out)
+                                   stdout=out, stderr=out, env=env)
         try:
             deadline = time.monotonic() + 20
             while "daemon_protecting" not in log.read_text():

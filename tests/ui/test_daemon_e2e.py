@@ -96,7 +96,9 @@ async def test_a_daily_loss_breach_on_the_simulator_appears_on_the_dashboard(tmp
         app = DashboardApp(server.url, lambda: read_token_file(server.token_file), bell=False)
         async with app.run_test(size=(130, 40)) as pilot:
             await until(pilot, lambda: "(1001)" in text_of(app, "summary"))
-            assert "connected" in text_of(app, "summary") and "FRESH" in text_of(app, "summary")
+            # the first frame may be the snapshot published while the hubs were connecting; the fresh one follows
+            await until(pilot, lambda: "connected" in text_of(app, "summary") and "FRESH" in text_of(app, "summary"),
+                        within_s=2)
             sim.trader.place_order(ACCOUNT, "MNQ", side="buy", size=5, type="market")
             await until(pilot, lambda: positions(app) == 1)
 

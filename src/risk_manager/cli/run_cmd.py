@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from risk_manager.broadcast import BroadcastError
 from risk_manager.daemon.admin_services import AdminServices
 from risk_manager.daemon.config_dir import DaemonConfig, DaemonConfigError, load_config_dir
 from risk_manager.daemon.daemon import Daemon, DaemonOptions, DaemonStartError
 from risk_manager.daemon.gateway_target import SimulatorEnvironment, point_at
+from risk_manager.daemon.observability import Observability
+from risk_manager.health import HealthServerError
 from risk_manager.logs import configure_logging, log_event
 from risk_manager.store import StoreError
 
@@ -55,6 +58,7 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
     daemon = Daemon(DaemonOptions.from_config(config, gateway))
     environ = SimulatorEnvironment() if sim else None
     services = AdminServices(daemon, config, lambda: load_config_dir(config.directory, environ))
+    ops = Observability(config.ops, config.directory)   # health, metrics, sd_notify, notifications, logs, dashboard
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,8 +67,10 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
     try:
         try:
             services.ensure_alone()
+            await ops.start()
             await daemon.start()
-        except (DaemonStartError, StoreError) as exc:
+            await ops.attach(daemon)
+        except (DaemonStartError, StoreError, HealthServerError, BroadcastError) as exc:  # ports taken, token file
             typer.echo(f"error: cannot start: {exc}", err=True)
             return 1
         services.start()
@@ -73,10 +79,11 @@ async def _serve(config: DaemonConfig, gateway_url: str | None, sim: bool) -> in
         await stop.wait()
         log_event(log, "daemon_stopping", reason="signal")
         await services.aclose()
-        await daemon.aclose(timeout_s=5.0)
+        await ops.shutdown(daemon, timeout_s=5.0)
         return 0
     finally:
         await services.aclose()
+        await ops.shutdown(daemon, timeout_s=5.0)
         await daemon.aclose(timeout_s=5.0)
         if simulator is not None:
             await simulator.stop()

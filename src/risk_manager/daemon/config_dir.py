@@ -2,7 +2,8 @@
 
 - `config.yaml`: the seeds' master schema — `api`, `authentication`, `signalr`, `errorHandling`,
   `orderManagement`, `stateReconciliation` (validated by the Gateway client's `GatewayConfig`) —
-  plus `database` (`path`, `retention`), `logging` (`level`) and `risk_file` (default `risk.yaml`).
+  plus `database` (`path`, `retention`), `logging` (`level`, `files`), `risk_file` (default `risk.yaml`)
+  and the operations sections `health`, `notifications`, `dashboard` (`risk_manager.daemon.ops_config`).
 - `accounts.yaml`: the accounts to protect, by `name` or `id`; the credentials they log in with,
   by reference (`${ENV_VAR}`); per-account rule overrides merged over the risk file's `rules:`.
 - the risk rules file (`risk.yaml`): the engine's schema (`risk_manager.engine.RiskConfig`).
@@ -23,12 +24,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from risk_manager.daemon.ops_config import DashboardConfig, OpsConfig
 from risk_manager.daemon.vault_credentials import VAULT_FILE, VaultCredentials
 from risk_manager.engine import ConfigError, RiskConfig, parse_risk_config
 from risk_manager.engine.config_loader import substitute_env
 from risk_manager.gateway import GatewayConfig, GatewayConfigError
+from risk_manager.health import HealthConfig
+from risk_manager.notify import NotificationsConfig
 from risk_manager.security.errors import InsecurePermissionsError, SecurityError
 from risk_manager.security.permissions import check_private
+from risk_manager.service.logfiles import LogFilesConfig
 from risk_manager.store import Retention
 
 CONFIG_FILE = "config.yaml"
@@ -75,6 +80,7 @@ class LoggingSection(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # The seed's per-topic switches; every topic is logged (structured, one line per event) either way.
     resilience: dict[str, bool] = Field(default_factory=dict)
+    files: LogFilesConfig = Field(default_factory=LogFilesConfig)  # rotating log files (docs/operations.md)
 
     @field_validator("level", mode="before")
     @classmethod
@@ -88,6 +94,9 @@ class DaemonSection(_Strict):
     database: DatabaseSection = Field(default_factory=lambda: DatabaseSection.model_validate({}))
     logging: LoggingSection = Field(default_factory=lambda: LoggingSection.model_validate({}))
     risk_file: Path = Path(DEFAULT_RISK_FILE)
+    health: HealthConfig = Field(default_factory=lambda: HealthConfig.model_validate({}))
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    dashboard: DashboardConfig = Field(default_factory=lambda: DashboardConfig.model_validate({}))
 
 
 _GATEWAY_SECTIONS = ("api", "authentication", "signalr", "signalR", "errorHandling", "orderManagement",
@@ -182,6 +191,7 @@ class DaemonConfig:
     risk_file: Path
     risk: RiskConfig
     accounts: tuple[AccountSpec, ...]
+    ops: OpsConfig = field(default_factory=OpsConfig)   # health, notifications, log files, dashboard
 
     @property
     def credentials(self) -> list[Credential]:
@@ -304,7 +314,7 @@ def load_config_dir(directory: Path | str, environ: Mapping[str, str] | None = N
         problem = _validation_error(str(config_path), exc, DaemonSection)
         if problem.message == "unknown key":
             allowed = sorted([*_GATEWAY_SECTIONS[:2], "signalr", *_GATEWAY_SECTIONS[4:], "database", "logging",
-                              "risk_file"])
+                              "risk_file", "health", "notifications", "dashboard"])
             if "." not in problem.key:
                 problem = DaemonConfigError(problem.file, problem.key,
                                             f"unknown key; allowed here: {', '.join(sorted(set(allowed)))}")
@@ -353,4 +363,5 @@ def load_config_dir(directory: Path | str, environ: Mapping[str, str] | None = N
     return DaemonConfig(directory=root, gateway=gateway, database_path=db_path,
                         retention=section.database.retention.to_retention(),
                         durable_fsync=section.database.durable_fsync, log_level=section.logging.level,
-                        risk_file=risk_path, risk=risk, accounts=tuple(specs))
+                        risk_file=risk_path, risk=risk, accounts=tuple(specs),
+                        ops=OpsConfig(section.health, section.notifications, section.logging.files, section.dashboard))

@@ -185,6 +185,7 @@ class Daemon:
         self.outcomes: deque[ActionOutcome] = deque(maxlen=10_000)
         self.alerts: deque[AlertRecord] = deque(maxlen=10_000)
         self.started_at: float | None = None
+        self.last_event_at: dict[int, datetime] = {}   # account id -> when its last user event arrived
         self.protecting_after_s: float | None = None
         self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self._processing = False
@@ -435,6 +436,7 @@ class Daemon:
             protected = self.accounts.get(item.account_id)
             if protected is not None:
                 protected.mirror.apply(item)   # what the daemon knows, as soon as it knows it
+                self.last_event_at[item.account_id] = self.clock.now()
         future: asyncio.Future[None] | None = asyncio.get_running_loop().create_future() if wait else None
         self._queue.put_nowait((item, future))
         return future
@@ -799,6 +801,11 @@ class Daemon:
             else:
                 calm += 1
                 await asyncio.sleep(0)
+
+    def core_tasks(self) -> dict[str, asyncio.Task[Any]]:
+        """The long-running tasks whose end means the daemon no longer protects (for liveness checks)."""
+        tasks = {"daemon-events": self._worker, "daemon-timers": self._timer}
+        return {name: task for name, task in tasks.items() if task is not None}
 
     def subscribe_status(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """`callback(status)` after processed events and state changes, at most every 0.1 s (the latest

@@ -73,6 +73,9 @@ class Demo:
         self.sim = Simulator(SimConfig(accounts=[SimAccount(ACCOUNT, "DEMO-1001")], quote_feed="scripted"))
         self.daemon: Daemon | None = None
         self.outcomes: list[tuple[float, ActionOutcome]] = []
+        # Called once the daemon protects (the dashboard starts here): `await on_protecting(daemon, workdir)`.
+        self.on_protecting: Callable[[Daemon, Path], Awaitable[None]] | None = None
+        self.stop_hint = "Ctrl-C to stop"
 
     async def _at(self, second: float) -> None:
         delay = second / self.speed - (time.perf_counter() - self.log.started)
@@ -128,6 +131,8 @@ class Demo:
             await daemon.start()
             ready_ms = (daemon.protecting_after_s or 0.0) * 1000
             log.line("DAEMON", f"protecting account {ACCOUNT} (ready in {ready_ms:.0f} ms)")
+            if self.on_protecting is not None:
+                await self.on_protecting(daemon, workdir)
             breaches: list[tuple[str, float, Callable[[ActionOutcome], bool]]] = []
 
             await self._at(3)
@@ -188,5 +193,5 @@ class Demo:
                          f"{len(self.sim.recorder.duplicate_orders)}")
         log.line("DEMO", "every scripted breach was enforced" if ok else "SOME BREACHES WERE NOT ENFORCED")
         if keep_running is not None:
-            log.line("DEMO", "the daemon keeps protecting; Ctrl-C to stop")
+            log.line("DEMO", f"the daemon keeps protecting; {self.stop_hint}")
         return ok

@@ -44,6 +44,9 @@ class SdNotify:
         payload = "\n".join(assignments).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # Never block the event loop: a unix datagram send waits when the receiver's queue is
+                # full (a stalled supervisor); a ping that cannot go now is logged and dropped.
+                sock.setblocking(False)
                 sock.sendto(payload, self.address)
         except OSError as exc:
             log_event(logger, "sd_notify_failed", logging.WARNING, state=assignments[0], error=str(exc))
