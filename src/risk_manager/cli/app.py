@@ -8,7 +8,7 @@ the daemon's resident size is measured against a target (docs/performance.md).
 from __future__ import annotations
 
 import importlib
-from typing import Any, Literal
+from typing import Literal
 
 import typer
 from typer import _click
@@ -48,9 +48,6 @@ def load_command(name: str) -> _click.Command:
 
 class LazyCommands(TyperGroup):
     """The root group: a subcommand's module is imported the first time the subcommand is looked up."""
-
-    def __init__(self, **attrs: Any) -> None:
-        super().__init__(**attrs)
 
     def list_commands(self, ctx: _click.Context) -> list[str]:
         return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
