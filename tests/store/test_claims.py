@@ -83,3 +83,33 @@ async def test_durable_writes_commit_with_an_fsync_unless_turned_off(db_path: Pa
     store = await Store.open(db_path, clock, durable_fsync=False)
     assert await _synchronous_level_of_durable_writes(store) == (1, 1)
     await store.close()
+
+
+async def test_claim_now_decides_at_once_and_its_row_is_committed_before_the_finish(
+        store: Store, clock: VirtualClock) -> None:
+    assert store.claim_now("fast", 7, ACTION)          # no await: decided in memory
+    assert not store.claim_now("fast", 7, ACTION)
+    assert store.action_state("fast") is ActionState.IN_FLIGHT
+    assert store.queued >= 1                             # the row is queued, not yet on disk
+    assert await store.finish_action("fast", ok=True, detail="verified flat")  # commits the claim first
+    assert store.action_state("fast") is ActionState.DONE
+    with sqlite3.connect(store.path) as conn:           # another connection sees it: committed
+        row = conn.execute("SELECT state, attempts FROM pending_actions WHERE idempotency_key = 'fast'").fetchone()
+    assert row == ("done", 1)
+    await store.close()
+    reopened = await Store.open(store.path, clock)
+    try:
+        assert not reopened.claim_now("fast", 7, ACTION)  # the index is read back at open
+    finally:
+        await reopened.close()
+
+
+async def test_claim_now_follows_release_and_pending_records(store: Store) -> None:
+    assert await store.record_pending("p", 7, ACTION)
+    assert store.action_state("p") is ActionState.PENDING
+    assert store.claim_now("p", 7, ACTION)
+    assert await store.release_action("p", "broker shows nothing sent")
+    assert store.action_state("p") is ActionState.PENDING
+    assert store.claim_now("p", 7, ACTION)
+    claimed = await store.action("p")
+    assert claimed is not None and (claimed.state, claimed.attempts) == (ActionState.IN_FLIGHT, 2)

@@ -9,6 +9,7 @@ import pytest
 
 from risk_manager.domain import Order, OrderSide, OrderStatus, OrderType, VirtualClock
 from risk_manager.store import (
+    ActionState,
     DailyPnl,
     EnforcementRecord,
     LockRecord,
@@ -67,6 +68,9 @@ async def test_prune_removes_what_retention_no_longer_keeps(db_path: Path, clock
         assert len(await store.active_locks()) == 5
         assert len(await store.daily_pnl(7)) == 5 and len(await store.timers()) == 5
         assert len(await store.audit_log()) == 5  # kept forever by default
+        # The claim index forgets exactly the pruned keys; the kept ones stay refused.
+        assert [store.action_state(f"done-{age}") for age in ages] == [None] * 4 + [ActionState.DONE]
+        assert not store.claim_now("done-1", 7, {}) and not store.claim_now("open-120", 7, {})
         assert (await store.prune()).total == 0
     finally:
         await store.close()

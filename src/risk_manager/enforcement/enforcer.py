@@ -4,9 +4,10 @@ One FIFO and one worker task per account: an account's actions run in the order 
 is on disk before the next action of its account touches the broker), different accounts run
 concurrently. `submit` is O(1) and never blocks the event path.
 
-Per action: `store.claim(key)` (durable, at most once across restarts) → the first broker request at
-once → verification against the broker (`ActionExecutor`) → the enforcement log and a structured log
-line → `store.finish_action` (durable) → the outcome callback. Infrastructure failures (circuit
+Per action: `store.claim_now(key)` (at most once, decided in memory, its row committed in the
+background) → the first broker request at once → verification against the broker
+(`ActionExecutor`) → the enforcement log and a structured log line → `store.finish_action`
+(durable, and it commits the claim first) → the outcome callback. Infrastructure failures (circuit
 open, login refused, outcome unknown, network) end as `failed` and *release* the key so a
 re-submission of the same key can run again; the re-run then asks the broker before it sends
 anything (`verify_first`), which is what keeps "at most once" true of the broker's book.
@@ -234,7 +235,10 @@ class Enforcer:
         if action.kind is ActionKind.LOCK:
             return await self._lock(action, started, t0)
         key = action.idempotency_key
-        if not job.owned and not await self._store.claim(key, action.account_id, action.to_json()):
+        # The claim is decided in memory and its row committed in the background: the broker request does
+        # not wait for the disk. `finish_action`/`release_action` below are durable and commit it first,
+        # before the outcome is reported (docs/enforcement.md § at most once, and why this is enough).
+        if not job.owned and not self._store.claim_now(key, action.account_id, action.to_json()):
             self.stats.duplicates_skipped += 1
             outcome = self._outcome(action, OutcomeStatus.SKIPPED, ALREADY_EXECUTED, started, t0, 0)
             self._log_record(outcome)

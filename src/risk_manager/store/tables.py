@@ -129,6 +129,18 @@ def claim_action(conn: sqlite3.Connection, key: str, account_id: int, action: di
     return cursor.rowcount == 1
 
 
+def action_states(conn: sqlite3.Connection) -> dict[str, ActionState]:
+    """Every idempotency key the store knows, with its state (the writer's in-memory claim index)."""
+    rows = conn.execute("SELECT idempotency_key, state FROM pending_actions")
+    return {key: ActionState(state) for key, state in rows}
+
+
+def finished_action_keys(conn: sqlite3.Connection, before: str) -> list[str]:
+    """Keys of done/failed actions last updated before `before` (ISO): what retention is about to delete."""
+    return [key for (key,) in conn.execute(
+        "SELECT idempotency_key FROM pending_actions WHERE state IN ('done', 'failed') AND updated < ?", (before,))]
+
+
 def set_action_state(conn: sqlite3.Connection, key: str, state: ActionState, detail: str, at: float,
                      only_from: ActionState | None = None) -> bool:
     sql = "UPDATE pending_actions SET state = ?, detail = ?, updated = ? WHERE idempotency_key = ?"
