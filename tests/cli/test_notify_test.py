@@ -67,6 +67,7 @@ def assert_no_secret(result: Result) -> None:
 async def test_every_channel_gets_a_test_and_the_output_has_no_secret(admin_dir: Path,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="httpx")  # configure_logging() elsewhere in the run quiets httpx
     async with running_receiver() as receiver:
         (admin_dir / "config.yaml").write_text(config_yaml(receiver.base))
         receiver.script = [(200, {}, None), (404, {}, {"message": "Unknown Webhook"})]
