@@ -31,12 +31,16 @@ def _root(
 
 def _register() -> None:
     # Command groups, one module each (imported here so `--help` lists them all).
-    from risk_manager.cli import admin_cmd, bench_cmd, config_cmd, sim_cmd
+    from risk_manager.cli import admin_cmd, bench_cmd, config_cmd, demo_cmd, init_cmd, replay_cmd, run_cmd, sim_cmd
 
     app.add_typer(sim_cmd.app, name="sim")
     app.add_typer(admin_cmd.app, name="admin")
     app.command(name="bench")(bench_cmd.bench)
     app.add_typer(config_cmd.app, name="config")
+    app.command(name="init")(init_cmd.init)
+    app.command(name="replay")(replay_cmd.replay)
+    app.command(name="run")(run_cmd.run)
+    app.command(name="demo")(demo_cmd.demo)
 
 
 _register()
