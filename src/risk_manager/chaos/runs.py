@@ -179,7 +179,8 @@ def write_failure(result: RunResult, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"chaos-failure-{result.seed}.yaml"
     header = [f"# chaos seed {result.seed}: {len(result.judgement.violations)} violation(s)",
-              "# replay: risk-manager replay " + path.name]
+              f"# judge it again: risk-manager chaos --scenario {path.name}",
+              f"# or just replay it: risk-manager replay {path.name}"]
     header += ["# " + line for v in result.judgement.violations for line in str(v).splitlines()]
     path.write_text("\n".join(header) + "\n" + to_yaml(result.scenario), encoding="utf-8")
     return path

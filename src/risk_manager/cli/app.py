@@ -31,7 +31,17 @@ def _root(
 
 def _register() -> None:
     # Command groups, one module each (imported here so `--help` lists them all).
-    from risk_manager.cli import admin_cmd, bench_cmd, config_cmd, demo_cmd, init_cmd, replay_cmd, run_cmd, sim_cmd
+    from risk_manager.cli import (
+        admin_cmd,
+        bench_cmd,
+        chaos_cmd,
+        config_cmd,
+        demo_cmd,
+        init_cmd,
+        replay_cmd,
+        run_cmd,
+        sim_cmd,
+    )
 
     app.add_typer(sim_cmd.app, name="sim")
     app.add_typer(admin_cmd.app, name="admin")
@@ -41,6 +51,7 @@ def _register() -> None:
     app.command(name="replay")(replay_cmd.replay)
     app.command(name="run")(run_cmd.run)
     app.command(name="demo")(demo_cmd.demo)
+    app.command(name="chaos")(chaos_cmd.chaos)
 
 
 _register()
