@@ -531,14 +531,18 @@ class Oracle:
                     episode = _Episode(ob.key, acc.id, now, None if known is None else known + DEADLINE, ob.detail)
                     self.open[ob.key] = episode
                     self.breaches += 1
-                elif episode.deadline is not None and now > episode.deadline:
-                    late = "the daemon could know of it at " + (episode.deadline - DEADLINE).isoformat()
-                    self.violations.append(Violation("missed_breach", acc.id, episode.start,
-                                                     f"{episode.detail}; still so at {now.isoformat()} ({late})"))
-                    episode.deadline = None   # reported once
-                    episode.reported = True
         for key in [k for k in self.open if k not in seen]:
             del self.open[key]
+
+    def _overdue(self, now: datetime) -> None:
+        """Before anything at `now` happens: the books have not changed since the last instant, so an
+        episode whose deadline passed before `now` was not resolved in time."""
+        for episode in self.open.values():
+            if episode.deadline is not None and episode.deadline < now and not episode.reported:
+                late = "the daemon could know of it at " + (episode.deadline - DEADLINE).isoformat()
+                self.violations.append(Violation("missed_breach", episode.account, episode.start,
+                                                 f"{episode.detail}; still so at {now.isoformat()} ({late})"))
+                episode.reported = True
 
     # ---------------------------------------------------------------------------------- judging
     def judge(self) -> Judgement:
@@ -548,6 +552,7 @@ class Oracle:
         quotes = sorted(h.quotes, key=lambda q: q.at)
         ei = qi = 0
         for now in times:
+            self._overdue(now)
             while qi < len(quotes) and quotes[qi].at <= now:
                 self.price[quotes[qi].contract_id] = quotes[qi].price
                 qi += 1
