@@ -35,7 +35,7 @@ def chaos(
 
     def show(result: RunResult, written: Path | None, index: int | None = None) -> None:
         j = result.judgement
-        head = f"seed {result.seed}" if index is None else f"[{index}/{runs}] seed {result.seed}"
+        head = str(scenario_file) if index is None else f"[{index}/{runs}] seed {result.seed}"
         status = "clean" if j.clean else f"FAILED ({len(j.violations)} violation(s))"
         typer.echo(f"{head}: {status} — {j.breaches} breach(es) judged {j.breaches - j.unjudged}, "
                    f"{result.wall_s:.2f} s — {result.scenario.name}")
