@@ -11,13 +11,16 @@ gives the REST requests; the scenario gives quotes and faults. That is the oracl
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
+import shutil
 import tempfile
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -33,20 +36,99 @@ from risk_manager.chaos.oracle import (
     Window,
     judge,
 )
+from risk_manager.daemon.daemon import Daemon
 from risk_manager.domain import AccountEvent, OrderEvent, PositionEvent, TradeEvent, UserEvent
 from risk_manager.logs import log_event
+from risk_manager.replay.report import lock_row
 from risk_manager.replay.runner import ReplayRunner, scenario_risk
-from risk_manager.replay.scenario import Scenario
+from risk_manager.replay.scenario import Scenario, Step
 
 log = logging.getLogger("risk_manager.chaos")
 
 _KIND = {AccountEvent: "accounts", OrderEvent: "orders", PositionEvent: "positions", TradeEvent: "trades"}
 
 
+class KillingRunner(ReplayRunner):
+    """A replay that kills the daemon at chosen steps and restarts it from what a `kill -9` leaves on disk.
+
+    At each chosen step, once the system is quiet, the daemon's database files (`risk.db` and its
+    WAL) are copied as they are on disk *while the daemon still runs* — exactly what a `kill -9`
+    would leave behind — then the old daemon is closed and a new one starts on the copy, against the
+    same simulator. The locks in force before (the old engines) and after (the new engines, restored
+    from the copy) are recorded for the oracle's `lost_lock` check.
+    """
+
+    def __init__(self, scenario: Scenario, workdir: Path, kill_steps: set[int], source: str) -> None:
+        super().__init__(scenario, scenario_risk(scenario), workdir, source)
+        self.kill_steps = kill_steps
+        self.kills = 0
+        self.locks_before: list[str] = []
+        self.locks_after: list[str] = []
+        self._kill_pending = False
+        self._killing = False
+        self._sent_before_restart = 0
+
+    def _hub_received(self) -> int:
+        # The runner waits until the daemon has received every hub record the simulator sent; records
+        # sent to a killed daemon count as received (the new one reconciles what they carried).
+        return super()._hub_received() + self._sent_before_restart
+
+    async def _perform(self, index: int, step: Step) -> None:
+        await super()._perform(index, step)
+        self._kill_pending = index in self.kill_steps
+
+    async def quiet(self) -> None:
+        await super().quiet()
+        if self._kill_pending and not self._killing:
+            self._kill_pending = False
+            self._killing = True
+            try:
+                await self._kill_and_restart()
+            finally:
+                self._killing = False
+
+    def _locks(self, daemon: Daemon) -> list[str]:
+        now = self.clock.now()
+        rows = []
+        for account_id, protected in daemon.accounts.items():
+            for lock in protected.engine.locks(account_id):
+                if lock.until is None or lock.until > now:
+                    rows.append(json.dumps(lock_row(lock), sort_keys=True))
+        return sorted(rows)
+
+    async def _kill_and_restart(self) -> None:
+        old = self.daemon
+        assert old is not None
+        self.kills += 1
+        source = old.options.database_path
+        target = self.workdir / f"after-kill-{self.kills}" / source.name
+        before = self._locks(old)
+        await asyncio.to_thread(_copy_database, source, target)
+        await old.aclose()
+        self._sent_before_restart = self._hub_sent()
+        self.daemon = Daemon(replace(old.options, database_path=target))
+        await self.daemon.start()
+        await super().quiet()
+        after = self._locks(self.daemon)
+        self.locks_before += [f"{row} (kill {self.kills})" for row in before]
+        self.locks_after += [f"{row} (kill {self.kills})" for row in after]
+        log_event(log, "chaos_daemon_killed", kill=self.kills, at=self.clock.now().isoformat(),
+                  locks_before=len(before), locks_after=len(after))
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """The database as a `kill -9` leaves it: the main file and its WAL, copied while the daemon runs."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        path = source.with_name(source.name + suffix)
+        if path.exists():
+            shutil.copyfile(path, target.with_name(target.name + suffix))
+
+
 class _Recording:
     """Listens to the simulator of one `ReplayRunner` while it runs."""
 
-    def __init__(self, runner: ReplayRunner) -> None:
+    def __init__(self, runner: ReplayRunner) -> None:  # (a KillingRunner too: same simulator throughout)
         self.runner = runner
         self.events: list[TruthEvent] = []
         self.market_drops: list[datetime] = []
@@ -124,22 +206,31 @@ class RunResult:
         return self.judgement.clean
 
 
-async def run_scenario(scenario: Scenario, seed: int = 0) -> RunResult:
-    """Replay `scenario` against the daemon and judge it."""
+def kill_steps(scenario: Scenario, seed: int, kills: int = 2) -> set[int]:
+    """Random step indexes (deterministic per seed) after which the daemon is killed."""
+    candidates = list(range(1, max(1, len(scenario.steps) - 1)))
+    return set(random.Random(seed * 104_729 + 3).sample(candidates, min(kills, len(candidates))))
+
+
+async def run_scenario(scenario: Scenario, seed: int = 0, *, kill: bool = False) -> RunResult:
+    """Replay `scenario` against the daemon and judge it; with `kill`, kill and restart the daemon twice."""
     started = time.perf_counter()
-    risk = scenario_risk(scenario)
     crash: str | None = None
     report: dict[str, Any] | None = None
-    recording: _Recording | None = None
     with tempfile.TemporaryDirectory(prefix="risk-manager-chaos-") as tmp:
-        runner = ReplayRunner(scenario, risk, Path(tmp), f"<chaos seed {seed}>")
+        source = f"<chaos seed {seed}>"
+        runner = (KillingRunner(scenario, Path(tmp), kill_steps(scenario, seed), source) if kill
+                  else ReplayRunner(scenario, scenario_risk(scenario), Path(tmp), source))
         recording = _Recording(runner)
         try:
             report = await runner.run()
         except Exception as exc:  # the run failed: that is the finding, with its traceback
             crash = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
             log_event(log, "chaos_run_crashed", logging.ERROR, seed=seed, error=f"{type(exc).__name__}: {exc}")
-    judgement = judge(history_of(scenario, recording, crash))
+    history = history_of(scenario, recording, crash)
+    if isinstance(runner, KillingRunner):
+        history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
+    judgement = judge(history)
     return RunResult(seed, scenario, judgement, time.perf_counter() - started, report)
 
 
@@ -188,12 +279,12 @@ def write_failure(result: RunResult, out: Path) -> Path:
 
 async def run_many(runs: int, seed: int, *, minutes: float = 1.0, accounts: int | None = None,
                    out: Path | None = None, on_result: Callable[[RunResult, Path | None], None] | None = None,
-                   ) -> Summary:
+                   kill: bool = False) -> Summary:
     """Run `runs` scenarios for seeds `seed`, `seed + 1`, …; failing runs are written to `out`."""
     summary = Summary()
     started = time.perf_counter()
     for s in range(seed, seed + runs):
-        result = await run_scenario(generate(s, accounts=accounts, minutes=minutes), s)
+        result = await run_scenario(generate(s, accounts=accounts, minutes=minutes), s, kill=kill)
         summary.add(result)
         written = write_failure(result, out) if out is not None and not result.clean else None
         if on_result is not None:
@@ -203,4 +294,5 @@ async def run_many(runs: int, seed: int, *, minutes: float = 1.0, accounts: int 
     return summary
 
 
-__all__ = ["RunResult", "Summary", "Violation", "history_of", "run_many", "run_scenario", "write_failure"]
+__all__ = ["KillingRunner", "RunResult", "Summary", "Violation", "history_of", "kill_steps", "run_many",
+           "run_scenario", "write_failure"]

@@ -23,6 +23,8 @@ def chaos(
     scenario_file: Path | None = typer.Option(None, "--scenario",
                                               help="Judge this one scenario file (e.g. a chaos-failure-*.yaml) "
                                                    "instead of generating runs."),
+    kill: bool = typer.Option(False, "--kill", help="Kill the daemon twice per run at random steps and restart "
+                                                    "it from what a kill -9 leaves on disk; check no lock is lost."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the summary as JSON here."),
     log_level: str = typer.Option("CRITICAL", "--log-level", help="Daemon/simulator log level (to stderr)."),
 ) -> None:
@@ -50,7 +52,7 @@ def chaos(
         except ScenarioError as exc:
             typer.echo(f"invalid scenario: {exc}", err=True)
             raise typer.Exit(2) from None
-        result = asyncio.run(run_scenario(scenario, seed))
+        result = asyncio.run(run_scenario(scenario, seed, kill=kill))
         show(result, None)
         raise typer.Exit(0 if result.clean else 1)
 
@@ -61,11 +63,13 @@ def chaos(
         count += 1
         show(result, written, count)
 
-    summary = asyncio.run(run_many(runs, seed, minutes=minutes, accounts=accounts, out=out, on_result=progress))
+    summary = asyncio.run(run_many(runs, seed, minutes=minutes, accounts=accounts, out=out, on_result=progress,
+                                   kill=kill))
     data = summary.to_json()
     typer.echo("")
     typer.echo(f"chaos: {summary.runs} run(s), {summary.clean} clean, seeds {seed}–{seed + runs - 1}, "
-               f"{minutes:g} virtual minute(s) each, wall time {summary.wall_s:.1f} s "
+               f"{minutes:g} virtual minute(s) each{', 2 kills each' if kill else ''}, "
+               f"wall time {summary.wall_s:.1f} s "
                f"(median {data['run_wall_s_median']} s per run)")
     typer.echo(f"breaches: {data['breaches_judged']} judged, {data['breaches_unjudged']} not judgeable "
                "(deadline after the end of the run, or never knowable)")
