@@ -54,21 +54,14 @@ async def _measure(progress: Progress) -> tuple[list[float], list[float]]:
         done = asyncio.Event()
         expected = 0
 
-        async def reader() -> None:
+        async def count(socket: aiohttp.ClientWebSocketResponse) -> None:
             nonlocal received
-            async for msg in ws:
+            async for msg in socket:
                 received += msg.data.count(RS) - msg.data.count('"type":6')
                 if received >= expected:
                     done.set()
 
-        async def market_reader() -> None:
-            nonlocal received
-            async for msg in market:
-                received += msg.data.count(RS) - msg.data.count('"type":6')
-                if received >= expected:
-                    done.set()
-
-        task = asyncio.create_task(reader())
+        task = asyncio.create_task(count(ws))
         side = "buy"
         for round_no in range(ROUNDS):
             progress(f"user hub, round {round_no + 1}/{ROUNDS}")
@@ -89,7 +82,7 @@ async def _measure(progress: Progress) -> tuple[list[float], list[float]]:
         sim.trader.close_position(1001, "MNQ")
         for i in range(10):  # resting orders the matching engine checks on every quote
             sim.trader.place_order(1001, "MNQ", "buy", 1, type="limit", limit_price=15_000.0 + i)
-        task = asyncio.create_task(market_reader())
+        task = asyncio.create_task(count(market))
         for round_no in range(ROUNDS):
             progress(f"market hub, round {round_no + 1}/{ROUNDS}")
             received = 0

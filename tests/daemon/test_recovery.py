@@ -163,8 +163,43 @@ async def test_hub_cut_position_opened_while_locked_is_closed_within_1s_of_recon
         await _until(lambda: not [p for p in sim.broker.positions(ACCOUNT) if p.size > 0], 5, "the position closed")
         closed_after = time.monotonic() - reconnected[0]
         assert closed_after < 1.0, f"closed {closed_after:.3f} s after the reconnection"
-        assert "stale" in states and states[-1] == "fresh"
+        await _until(lambda: states[-1] == "fresh", 2, "the status hook to say fresh again")
+        assert "stale" in states
         assert sim.recorder.duplicate_orders == []
+    finally:
+        await daemon.aclose()
+        await sim.stop()
+
+
+async def test_a_stored_lock_without_a_snapshot_is_imposed_again(tmp_path: Path) -> None:
+    """Fail closed: the engine snapshot is gone, the store still holds a dated lock → locked until its end."""
+    from datetime import UTC, datetime, timedelta
+
+    from risk_manager.domain import SystemClock
+    from risk_manager.engine import LockKind
+    from risk_manager.store import LockRecord, Store
+
+    now = datetime.now(UTC)
+    store = await Store.open(tmp_path / "risk.db", SystemClock())
+    await store.add_lock(LockRecord("old-lock", ACCOUNT, "until_reset", "daily loss", now - timedelta(minutes=5),
+                                    until=now + timedelta(hours=2), rules=("RULE-003",), flatten=True))
+    await store.close()
+    sim = Simulator(SimConfig(accounts=[SimAccount(ACCOUNT, "SIM-1001")], quote_feed="scripted"))
+    await sim.start("127.0.0.1", 0)
+    gateway = GatewayConfig.for_server(sim.base_url, {"authentication": {"storage": {"type": "memory"}}})
+    spec = AccountSpec(ACCOUNT, None, Credential("t", "demo", "demo-api-key"), parse_rules_block({}))
+    daemon = Daemon(DaemonOptions(gateway=gateway, accounts=(spec,), database_path=tmp_path / "risk.db",
+                                  durable_fsync=False, token_store=MemoryTokenStore))
+    try:
+        sim.market.set_quote("MNQ", 20000.0)
+        sim.trader.place_order(ACCOUNT, "MNQ", side="buy", size=1, type="market")   # open before the start
+        await daemon.start()
+        locks = daemon.accounts[ACCOUNT].engine.locks(ACCOUNT)
+        assert [lk.kind for lk in locks] == [LockKind.MANUAL]
+        assert abs((locks[0].until - (now + timedelta(hours=2))).total_seconds()) < 1   # type: ignore[operator]
+        await _until(lambda: not sim.broker.positions(ACCOUNT), 5, "the flatten of the re-imposed lock")
+        sim.trader.place_order(ACCOUNT, "MNQ", side="buy", size=1, type="market")
+        await _until(lambda: not sim.broker.positions(ACCOUNT), 5, "a trade while locked closed")
     finally:
         await daemon.aclose()
         await sim.stop()

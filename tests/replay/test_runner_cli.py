@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from risk_manager.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DAILY = ROOT / "scenarios" / "rule-03-daily-loss-breach.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    """`replay` configures the root logger; keep that from leaking into other test modules."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
 
 
 def test_json_report_has_the_contract_shape(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -48,11 +49,18 @@ class Api:
         return str(data["token"])
 
 
-@pytest.fixture
-async def api(sim: Simulator) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def logged_in(sim: Simulator) -> AsyncIterator[Api]:
+    """An `Api` on `sim`, logged in as the default user."""
     async with httpx.AsyncClient(base_url=sim.base_url, timeout=10.0) as client:
         caller = Api(client)
         await caller.login()
+        yield caller
+
+
+@pytest.fixture
+async def api(sim: Simulator) -> AsyncIterator[Api]:
+    async with logged_in(sim) as caller:
         yield caller
 
 

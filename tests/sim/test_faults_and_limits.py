@@ -15,7 +15,7 @@ from risk_manager.domain import VirtualClock
 from risk_manager.sim import SimConfig, Simulator
 from risk_manager.sim.control import _is_loopback
 from risk_manager.sim.ratelimit import SlidingWindowLimiter
-from tests.sim.conftest import MNQ, Api, place_body
+from tests.sim.conftest import MNQ, Api, logged_in, place_body
 from tests.sim.hubclient import RawHub
 
 START = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
@@ -34,9 +34,7 @@ async def vsim(clock: VirtualClock) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def vapi(vsim: Simulator) -> AsyncIterator[Api]:
-    async with httpx.AsyncClient(base_url=vsim.base_url, timeout=10.0) as client:
-        caller = Api(client)
-        await caller.login()
+    async with logged_in(vsim) as caller:
         yield caller
 
 

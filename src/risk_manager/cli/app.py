@@ -40,13 +40,17 @@ def _register() -> None:
         init_cmd,
         replay_cmd,
         run_cmd,
+        service_cmd,
         sim_cmd,
+        status_cmd,
     )
 
     app.add_typer(sim_cmd.app, name="sim")
     app.add_typer(admin_cmd.app, name="admin")
     app.command(name="bench")(bench_cmd.bench)
     app.add_typer(config_cmd.app, name="config")
+    app.add_typer(service_cmd.app, name="service")
+    app.command(name="status")(status_cmd.status)
     app.command(name="init")(init_cmd.init)
     app.command(name="replay")(replay_cmd.replay)
     app.command(name="run")(run_cmd.run)

@@ -10,7 +10,7 @@ queue and processed in order by one task: contract metadata ensured (`Contract/s
 cached, registered in the engines before the event is evaluated) → journal append → engine.handle
 → engine snapshot queued (before any action is submitted, so a lock's snapshot commits with the
 lock) → lock and broker actions to the enforcer; alerts, unlocks and stop checks handled here →
-outcomes journaled → status listeners called when the queue drains.
+outcomes journaled → status listeners called (off the event path, at most every 0.1 s).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from risk_manager.engine import (
     ContractBook,
     Engine,
     EngineCommand,
+    ManualLock,
     SnapshotError,
     StopsChecked,
 )
@@ -75,6 +76,7 @@ ENFORCED_KINDS = frozenset({
 RETRY_DELAYS_S = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
 MAX_RESUBMITS = 20
 SNAPSHOT_INTERVAL_S = 0.5
+STATUS_INTERVAL_S = 0.1
 
 
 class DaemonStartError(RuntimeError):
@@ -184,6 +186,7 @@ class Daemon:
         self.protecting_after_s: float | None = None
         self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self._processing = False
+        self._yield_now = False
         self._worker: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
         self._timer_wake = asyncio.Event()
@@ -195,6 +198,8 @@ class Daemon:
         self._retry: dict[str, tuple[Action, int, datetime | None]] = {}  # due None: resubmitted, awaiting
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._activity_listeners: list[Callable[[ActionOutcome | AlertRecord], None]] = []
+        self._status_handle: asyncio.TimerHandle | None = None
+        self._status_sent = float("-inf")
         self._closing = False
         self._closed = False
         intervals = [a.risk.rules.auth_loss_guard.check_interval for a in options.accounts
@@ -214,8 +219,8 @@ class Daemon:
                                           durable_fsync=opts.durable_fsync, on_degraded=self._store_degraded)
             await self._resolve_accounts()
             await self._restore_engines()
-            self._worker = asyncio.create_task(self._work(), name="daemon-events")
             await self._start_enforcers()
+            self._worker = asyncio.create_task(self._work(), name="daemon-events")
             await self._start_hubs()
             await self._wait_protecting()
             self._enforce_restored_locks()
@@ -284,22 +289,32 @@ class Daemon:
         assert self.store is not None
         for account_id, protected in self.accounts.items():
             snapshot = await self.store.engine_state(f"account:{account_id}")
-            if snapshot is None:
+            if snapshot is not None:
+                try:
+                    protected.engine = Engine.restore(snapshot.state, protected.spec.risk, self.clock, ContractBook())
+                    log_event(log, "engine_restored", account=account_id, saved_at=snapshot.saved_at.isoformat(),
+                              locks=len(protected.engine.locks(account_id)), journal_seq=snapshot.journal_seq)
+                except SnapshotError as exc:
+                    log_event(log, "engine_snapshot_unusable", logging.ERROR, account=account_id, error=str(exc),
+                              action="starting from the broker's state and the stored locks")
+            await self._reimpose_stored_locks(protected)
+
+    async def _reimpose_stored_locks(self, protected: ProtectedAccount) -> None:
+        """Fail closed: a dated lock the store holds but the engine does not (snapshot missing or
+        damaged) is imposed again until the same end, as a manual lock. Condition locks
+        (`until_can_trade`, `symbol`) come back by themselves: their rules see the condition again."""
+        assert self.store is not None
+        account_id = protected.account.id
+        held = {(lk.symbol, lk.until) for lk in protected.engine.locks(account_id)}
+        now = self.clock.now()
+        for record in await self.store.active_locks(account_id):
+            if record.until is None or record.until <= now or (record.symbol, record.until) in held:
                 continue
-            try:
-                protected.engine = Engine.restore(snapshot.state, protected.spec.risk, self.clock, ContractBook())
-            except SnapshotError as exc:
-                log_event(log, "engine_snapshot_unusable", logging.ERROR, account=account_id, error=str(exc))
-                continue
-            locks = protected.engine.locks(account_id)
-            log_event(log, "engine_restored", account=account_id, saved_at=snapshot.saved_at.isoformat(),
-                      locks=len(locks), journal_seq=snapshot.journal_seq)
-            stored = await self.store.active_locks(account_id)
-            held = {(lk.kind.value, lk.symbol, lk.start) for lk in locks}
-            for record in stored:
-                if (record.kind, record.symbol, record.start) not in held:
-                    log_event(log, "stored_lock_not_in_snapshot", logging.WARNING, account=account_id,
-                              lock=record.id, kind=record.kind, reason=record.reason)
+            log_event(log, "stored_lock_reimposed", logging.WARNING, account=account_id, lock=record.id,
+                      kind=record.kind, until=record.until.isoformat(), reason=record.reason)
+            self._enqueue(ManualLock(account_id, record.until - now, reason=f"{record.kind} lock restored from the "
+                                     f"store: {record.reason}", by="restore", symbol=record.symbol,
+                                     flatten=record.flatten))
 
     async def _start_enforcers(self) -> None:
         assert self.store is not None
@@ -327,6 +342,7 @@ class Daemon:
             for account_id in connection.account_ids:
                 await client.user_hub.subscribe_account(account_id)
             reconciler.attach(client.user_hub)
+            client.tokens.on_new_token(functools.partial(self._on_token_swap, connection))
         for protected in self.accounts.values():
             for cid in protected.engine.status(protected.account.id).positions:
                 await self._watch_contract(cid.contract_id)
@@ -433,6 +449,9 @@ class Daemon:
                     self.stats.events_processed += 1
                 if done is not None and not done.done():
                     done.set_result(None)
+                if self._yield_now:   # let the enforcer send its first request before the next event
+                    self._yield_now = False
+                    await asyncio.sleep(0)
                 if self._queue.empty():
                     self._schedule_save()
                     self._processing = False
@@ -504,12 +523,13 @@ class Daemon:
     def _submit(self, protected: ProtectedAccount, action: Action) -> None:
         enforcer = protected.connection.enforcer
         assert enforcer is not None and self.store is not None
+        enforcer.submit(action)
+        self._yield_now = True
         self.stats.actions_submitted += 1
         self.store.append_journal("action", action.to_json(), action.account_id)
         log_event(log, "action", account=action.account_id, kind=action.kind.value, rules="+".join(action.rules),
                   contract=action.contract_id, size=action.size,
                   idempotency_key=action.idempotency_key)
-        enforcer.submit(action)
 
     def _alert(self, action: Action) -> None:
         level = action.level.value if action.level is not None else "warning"
@@ -544,6 +564,11 @@ class Daemon:
                 delay = RETRY_DELAYS_S[min(count, len(RETRY_DELAYS_S) - 1)]
                 self._retry[key] = (action, count + 1, self.clock.now() + timedelta(seconds=delay))
                 self._timer_wake.set()
+            else:
+                self._retry.pop(key, None)
+                log_event(log, "action_abandoned", logging.CRITICAL, account=action.account_id,
+                          kind=action.kind.value, attempts=count, idempotency_key=key,
+                          action_needed="check the account in the broker's platform now; the daemon stopped retrying")
         elif status != "failed":
             self._retry.pop(key, None)
         self._notify_status()
@@ -678,6 +703,12 @@ class Daemon:
             connection.reconciler.request("market_hub_reconnected")  # quotes missed: P&L re-checked on fresh state
         self._notify_status()
 
+    def _on_token_swap(self, connection: Connection, _token: str) -> None:
+        """A new session token (refresh or a fresh login after the old one died) is a possible gap."""
+        log_event(log, "token_swapped", credentials=connection.credential.name, action="reconciling")
+        if connection.reconciler is not None and not self._closing:
+            connection.reconciler.request("token_swap")
+
     @property
     def stale(self) -> bool:
         return any(not c.fresh for c in self.connections)
@@ -730,7 +761,8 @@ class Daemon:
                 await asyncio.sleep(0)
 
     def subscribe_status(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
-        """`callback(status)` after every processed batch and state change; returns an unsubscribe function."""
+        """`callback(status)` after processed events and state changes, at most every 0.1 s (the latest
+        state always arrives); returns an unsubscribe function."""
         self._status_listeners.append(callback)
 
         def unsubscribe() -> None:
@@ -771,8 +803,16 @@ class Daemon:
         }
 
     def _notify_status(self) -> None:
-        if not self._status_listeners:
+        """Status listeners run off the event path, at most every STATUS_INTERVAL_S (the last change is
+        always delivered: a change inside the interval schedules one call at its end)."""
+        if not self._status_listeners or self._status_handle is not None:
             return
+        wait = max(0.0, self._status_sent + STATUS_INTERVAL_S - time.monotonic())
+        self._status_handle = asyncio.get_running_loop().call_later(wait, self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_handle = None
+        self._status_sent = time.monotonic()
         snapshot = self.status()
         for listener in list(self._status_listeners):
             try:
@@ -821,8 +861,9 @@ class Daemon:
                     await connection.enforcer.aclose(timeout_s=max(0.2, deadline - time.monotonic() - 0.5))
                 except Exception as exc:
                     log_event(log, "enforcer_close_failed", logging.ERROR, error=repr(exc))
-        if self._save_handle is not None:
-            self._save_handle.cancel()
+        for handle in (self._save_handle, self._status_handle):
+            if handle is not None:
+                handle.cancel()
         if self.store is not None:
             self._save_dirty()
             for account_id in self.accounts:

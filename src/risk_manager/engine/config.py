@@ -467,6 +467,8 @@ class DailyReset(_Strict):
 
 class AdminConfig(_Strict):
     allow_manual_unlock: bool = Field(True, description="the admin may clear a lock by hand (audited)")
+    commitment_mode: bool = Field(False, description="while any lock is active, admin rule changes that loosen "
+                                                     "protection are refused until the next reset")
 
 
 class RiskConfig(_Strict):

@@ -44,6 +44,11 @@ from risk_manager.sim.tokens import Session, TokenIssuer
 log = logging.getLogger("risk_manager.sim")
 _dumps = functools.partial(json.dumps, separators=(",", ":"))
 
+
+def _invocation(target: str, arguments: list[Any]) -> str:
+    """One SignalR invocation record (a server-to-client event: no invocationId)."""
+    return _dumps({"type": 1, "target": target, "arguments": arguments}) + RS
+
 HubName = Literal["user", "market"]
 RS = "\x1e"
 MAX_FRAME = 1024 * 1024
@@ -134,6 +139,9 @@ class Hubs:
     def busy(self) -> bool:
         return any(c.busy for c in self.connections)
 
+    def has_subscribers(self, hub: HubName, kind: str, key: int | str) -> bool:
+        return any(c.hub == hub and c.subscribed(kind, key) for c in self.connections)
+
     def subscribed_contracts(self) -> set[str]:
         out: set[str] = set()
         for conn in self.connections:
@@ -158,17 +166,7 @@ class Hubs:
     def publish_user(self, event: UserEvent) -> None:
         kind = {AccountEvent: "accounts", OrderEvent: "orders", PositionEvent: "positions",
                 TradeEvent: "trades"}[type(event)]
-        account_id = event.account_id
-        targets = [c for c in self.connections if c.hub == "user" and c.subscribed(kind, account_id)]
-        if not targets:
-            return
-        if self._faults.take_dropped_event("user"):
-            log_event(log, "sim_hub_event_dropped", hub="user", kind=kind, account=account_id)
-            return
-        target, arguments = encode_user_event(event, wrapped=self._wrap)
-        record = _dumps({"type": 1, "target": target, "arguments": arguments}) + RS
-        for conn in targets:
-            conn.enqueue(record, target, account_id)
+        self._publish("user", kind, event.account_id, lambda: encode_user_event(event, wrapped=self._wrap))
 
     def publish_market(self, update: MarketUpdate) -> None:
         cid = update.contract_id
@@ -179,16 +177,21 @@ class Hubs:
         if update.depth:
             events.append(("depth", DepthEvent(cid, update.depth)))
         for kind, event in events:
-            targets = [c for c in self.connections if c.hub == "market" and c.subscribed(kind, cid)]
-            if not targets:
-                continue
-            if self._faults.take_dropped_event("market"):
-                log_event(log, "sim_hub_event_dropped", hub="market", kind=kind, contract=cid)
-                continue
-            target, arguments = encode_market_event(event)
-            record = _dumps({"type": 1, "target": target, "arguments": arguments}) + RS
-            for conn in targets:
-                conn.enqueue(record, target, cid)
+            self._publish("market", kind, cid, lambda event=event: encode_market_event(event))  # type: ignore[misc]
+
+    def _publish(self, hub: HubName, kind: str, key: int | str,
+                 encode: Callable[[], tuple[str, list[Any]]]) -> None:
+        """Encode once and queue for every connection of `hub` subscribed to (`kind`, `key`)."""
+        targets = [c for c in self.connections if c.hub == hub and c.subscribed(kind, key)]
+        if not targets:
+            return
+        if self._faults.take_dropped_event(hub):
+            log_event(log, "sim_hub_event_dropped", hub=hub, kind=kind, key=key)
+            return
+        target, arguments = encode()
+        record = _invocation(target, arguments)
+        for conn in targets:
+            conn.enqueue(record, target, key)
 
     # -- HTTP side -----------------------------------------------------------------------------
     def _session(self, request: web.Request) -> Session | None:
@@ -368,8 +371,7 @@ class Hubs:
                 for fresh_id in fresh:  # the latest quote right away, as the Gateway does
                     update = self._snapshot_quote(fresh_id)
                     target_name, arguments_out = encode_market_event(QuoteEvent(fresh_id, update.quote))
-                    conn.enqueue(_dumps({"type": 1, "target": target_name, "arguments": arguments_out},
-                                            separators=(",", ":")) + RS, target_name, fresh_id)
+                    conn.enqueue(_invocation(target_name, arguments_out), target_name, fresh_id)
         else:
             current -= keys
         return None

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from risk_manager.domain import (
     Bar,
@@ -45,6 +46,7 @@ class QuoteState:
     updated: datetime
     sent_at: datetime | None = None   # clock time of the last publication (scripted re-send)
     last_sent: Quote | None = None    # the last full quote published (partial-quote mode)
+    places: int = 2                   # decimal places of the tick grid (0.25 → 2, 0.1 → 1)
 
     def to_quote(self) -> Quote:
         change = self.last - self.open
@@ -110,14 +112,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class Market:
     def __init__(self, catalogue: Catalogue, clock: Clock, seed: int, listener: MarketListener,
-                 partial_quotes: bool = False) -> None:
+                 partial_quotes: bool = False, wants_depth: Callable[[str], bool] = lambda contract_id: True) -> None:
         self._catalogue = catalogue
+        self._wants_depth = wants_depth
         self._partial = partial_quotes
         self._clock = clock
         self._seed = seed
         self._listener = listener
         self._quotes: dict[str, QuoteState] = {}
         self._rngs: dict[str, random.Random] = {}
+        self._depth_rngs: dict[str, random.Random] = {}
         now = clock.now()
         for entry in catalogue:
             self._add(entry, now)
@@ -127,8 +131,11 @@ class Market:
         price = round_to_tick(entry.reference_price, tick)
         cid = entry.contract.id
         self._quotes[cid] = QuoteState(entry, price, round_to_tick(price - tick, tick),
-                                       round_to_tick(price + tick, tick), price, price, price, 0, now, sent_at=now)
+                                       round_to_tick(price + tick, tick), price, price, price, 0, now, sent_at=now,
+                                       places=max(0, -int(Decimal(str(tick)).normalize().as_tuple().exponent)))
         self._rngs[cid] = random.Random(self._seed * 1_000_003 + zlib.crc32(cid.encode()))
+        # depth sizes have their own generator: building depth only for subscribers keeps the walk seeded
+        self._depth_rngs[cid] = random.Random(self._seed * 7_000_003 + zlib.crc32(cid.encode()))
 
     def entry(self, symbol_or_contract_id: str) -> CatalogueEntry:
         """The catalogue entry; raises `UnknownContractError` for an unknown symbol or id."""
@@ -174,21 +181,22 @@ class Market:
         trade = MarketTrade(symbol_id=symbol_id, price=last, timestamp=now,
                             type=MarketTradeType.BUY if up else MarketTradeType.SELL, volume=volume)
         published = _changes(state.last_sent, quote) if self._partial and state.last_sent is not None else quote
-        self._listener(MarketUpdate(contract_id, published, trade, self._depth(state, now)))
+        depth = self._depth(state, now) if self._wants_depth(contract_id) else ()
+        self._listener(MarketUpdate(contract_id, published, trade, depth))
         state.sent_at = now
         state.last_sent = quote
         return quote
 
     def _depth(self, state: QuoteState, now: datetime) -> tuple[DepthEntry, ...]:
+        """Best bid/ask and four more levels each side, with random sizes."""
         tick = state.entry.contract.tick_size
-        rng = self._rngs[state.entry.contract.id]
-        entries = [DepthEntry(now, DomType.BEST_BID, state.bid, size := rng.randint(1, 40), size),
-                   DepthEntry(now, DomType.BEST_ASK, state.ask, size := rng.randint(1, 40), size)]
+        places = state.places
+        size = self._depth_rngs[state.entry.contract.id].randint
+        entries = [DepthEntry(now, DomType.BEST_BID, state.bid, n := size(1, 40), n),
+                   DepthEntry(now, DomType.BEST_ASK, state.ask, n := size(1, 40), n)]
         for level in range(1, 5):
-            bid = round_to_tick(state.bid - level * tick, tick)
-            ask = round_to_tick(state.ask + level * tick, tick)
-            entries.append(DepthEntry(now, DomType.BID, bid, size := rng.randint(1, 80), size))
-            entries.append(DepthEntry(now, DomType.ASK, ask, size := rng.randint(1, 80), size))
+            entries.append(DepthEntry(now, DomType.BID, round(state.bid - level * tick, places), n := size(1, 80), n))
+            entries.append(DepthEntry(now, DomType.ASK, round(state.ask + level * tick, places), n := size(1, 80), n))
         return tuple(entries)
 
     def walk(self) -> None:

@@ -14,7 +14,8 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -369,32 +370,26 @@ class RestApi:
 
     def _place(self, session: Session | None, args: dict[str, Any]) -> Payload:
         account_id = self._check_account(session, args["accountId"])
-        try:
+        with _refusals(_PLACE_CODES, 7):
             order = self._broker.place(
                 account_id, self._contract_id(args["contractId"], 8), OrderType(args["type"]),
                 OrderSide(args["side"]), args["size"],
                 limit_price=args["limitPrice"], stop_price=args["stopPrice"], trail_price=args["trailPrice"],
                 custom_tag=args["customTag"], stop_loss=_bracket(args["stopLossBracket"], OrderType.STOP),
                 take_profit=_bracket(args["takeProfitBracket"], OrderType.LIMIT))
-        except BrokerReject as exc:
-            raise DomainFailure(_PLACE_CODES.get(exc.reason, 7), exc.message) from None
         return _ok(orderId=order.id)
 
     def _cancel(self, session: Session | None, args: dict[str, Any]) -> Payload:
         account_id = self._check_account(session, args["accountId"])
-        try:
+        with _refusals(_CANCEL_CODES, 5):
             self._broker.cancel(account_id, args["orderId"])
-        except BrokerReject as exc:
-            raise DomainFailure(_CANCEL_CODES.get(exc.reason, 5), exc.message) from None
         return _ok()
 
     def _modify(self, session: Session | None, args: dict[str, Any]) -> Payload:
         account_id = self._check_account(session, args["accountId"])
-        try:
+        with _refusals(_MODIFY_CODES, 5):
             self._broker.modify(account_id, args["orderId"], size=args["size"], limit_price=args["limitPrice"],
                                 stop_price=args["stopPrice"], trail_price=args["trailPrice"])
-        except BrokerReject as exc:
-            raise DomainFailure(_MODIFY_CODES.get(exc.reason, 5), exc.message) from None
         return _ok()
 
     def _positions(self, session: Session | None, args: dict[str, Any]) -> Payload:
@@ -403,18 +398,14 @@ class RestApi:
 
     def _close(self, session: Session | None, args: dict[str, Any]) -> Payload:
         account_id = self._check_account(session, args["accountId"])
-        try:
+        with _refusals(_CLOSE_CODES, 7):
             self._broker.close_position(account_id, self._contract_id(args["contractId"], 3))
-        except BrokerReject as exc:
-            raise DomainFailure(_CLOSE_CODES.get(exc.reason, 7), exc.message) from None
         return _ok()
 
     def _partial_close(self, session: Session | None, args: dict[str, Any]) -> Payload:
         account_id = self._check_account(session, args["accountId"])
-        try:
+        with _refusals(_PARTIAL_CODES, 8):
             self._broker.close_position(account_id, self._contract_id(args["contractId"], 3), size=args["size"])
-        except BrokerReject as exc:
-            raise DomainFailure(_PARTIAL_CODES.get(exc.reason, 8), exc.message) from None
         return _ok()
 
     def _trade_search(self, session: Session | None, args: dict[str, Any]) -> Payload:
@@ -423,6 +414,15 @@ class RestApi:
         trades = [t for t in self._broker.trades(account_id)
                   if t.creation_timestamp >= start and (end is None or t.creation_timestamp < end)]
         return _ok(trades=[t.to_wire() for t in trades])
+
+
+@contextmanager
+def _refusals(codes: dict[RejectReason, int], fallback: int) -> Iterator[None]:
+    """A broker refusal inside becomes the endpoint's errorCode (`fallback` for a reason it has no code for)."""
+    try:
+        yield
+    except BrokerReject as exc:
+        raise DomainFailure(codes.get(exc.reason, fallback), exc.message) from None
 
 
 def _bracket(value: dict[str, Any] | None, default_type: OrderType) -> Bracket | None:

@@ -48,7 +48,8 @@ class Simulator:
         self.recorder = Recorder(cfg.record_limit)
         self.tokens = TokenIssuer(self.clock, cfg.token_lifetime)
         self.faults = Faults(self.clock, self._cut, self.tokens.expire_all)
-        self.market = Market(self.catalogue, self.clock, cfg.seed, self._on_market, cfg.partial_quotes)
+        self.market = Market(self.catalogue, self.clock, cfg.seed, self._on_market, cfg.partial_quotes,
+                             wants_depth=lambda contract_id: self.hubs.has_subscribers("market", "depth", contract_id))
         self.hubs = Hubs(self.tokens, self.faults, self.recorder, cfg.keepalive_interval, cfg.wrap_user_events,
                          visible_accounts=self._visible_accounts, contract_id_of=self._contract_id_of,
                          snapshot_quote=self._snapshot_quote)
