@@ -200,6 +200,7 @@ class RunResult:
     judgement: Judgement
     wall_s: float
     report: dict[str, Any] | None = None
+    kills: int = 0
 
     @property
     def clean(self) -> bool:
@@ -231,7 +232,8 @@ async def run_scenario(scenario: Scenario, seed: int = 0, *, kill: bool = False)
     if isinstance(runner, KillingRunner):
         history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
     judgement = judge(history)
-    return RunResult(seed, scenario, judgement, time.perf_counter() - started, report)
+    kills = runner.kills if isinstance(runner, KillingRunner) else 0
+    return RunResult(seed, scenario, judgement, time.perf_counter() - started, report, kills)
 
 
 @dataclass(slots=True)
@@ -240,6 +242,8 @@ class Summary:
     clean: int = 0
     breaches: int = 0
     unjudged: int = 0
+    actions: int = 0       # broker actions the daemon's enforcer reported done
+    kills: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     failed_seeds: list[int] = field(default_factory=list)
     wall_s: float = 0.0
@@ -250,6 +254,9 @@ class Summary:
         self.breaches += result.judgement.breaches
         self.unjudged += result.judgement.unjudged
         self.run_wall_s.append(result.wall_s)
+        self.kills += result.kills
+        if result.report is not None:
+            self.actions += sum(1 for a in result.report.get("actions", []) if a.get("status") == "done")
         if result.clean:
             self.clean += 1
         else:
@@ -260,7 +267,8 @@ class Summary:
         walls = sorted(self.run_wall_s)
         return {"runs": self.runs, "clean": self.clean, "violations_by_kind": dict(self.by_kind),
                 "failed_seeds": self.failed_seeds, "breaches_judged": self.breaches - self.unjudged,
-                "breaches_unjudged": self.unjudged, "wall_s": round(self.wall_s, 2),
+                "breaches_unjudged": self.unjudged, "daemon_actions_done": self.actions, "kills": self.kills,
+                "wall_s": round(self.wall_s, 2),
                 "run_wall_s_median": round(walls[len(walls) // 2], 3) if walls else None,
                 "run_wall_s_max": round(walls[-1], 3) if walls else None}
 

@@ -71,7 +71,8 @@ def chaos(
                f"{minutes:g} virtual minute(s) each{', 2 kills each' if kill else ''}, "
                f"wall time {summary.wall_s:.1f} s "
                f"(median {data['run_wall_s_median']} s per run)")
-    typer.echo(f"breaches: {data['breaches_judged']} judged, {data['breaches_unjudged']} not judgeable "
+    typer.echo(f"daemon actions done: {data['daemon_actions_done']}; kills: {data['kills']}; breaches still open "
+               f"after their instant: {data['breaches_judged']} judged, {data['breaches_unjudged']} not judgeable "
                "(deadline after the end of the run, or never knowable)")
     if summary.by_kind:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(summary.by_kind.items()))
