@@ -273,12 +273,18 @@ class Summary:
                 "run_wall_s_max": round(walls[-1], 3) if walls else None}
 
 
+def judge_command(result: RunResult, path: Path) -> str:
+    """The command that runs and judges a written failure again (kills land at the same steps)."""
+    kill = f" --seed {result.seed} --kill" if result.kills else ""
+    return f"risk-manager chaos --scenario {path}{kill}"
+
+
 def write_failure(result: RunResult, out: Path) -> Path:
     """`chaos-failure-<seed>.yaml` in `out`: the scenario, with the violations as comments."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"chaos-failure-{result.seed}.yaml"
     header = [f"# chaos seed {result.seed}: {len(result.judgement.violations)} violation(s)",
-              f"# judge it again: risk-manager chaos --scenario {path.name}",
+              f"# judge it again: {judge_command(result, Path(path.name))}",
               f"# or just replay it: risk-manager replay {path.name}"]
     header += ["# " + line for v in result.judgement.violations for line in str(v).splitlines()]
     path.write_text("\n".join(header) + "\n" + to_yaml(result.scenario), encoding="utf-8")
@@ -302,5 +308,5 @@ async def run_many(runs: int, seed: int, *, minutes: float = 1.0, accounts: int 
     return summary
 
 
-__all__ = ["KillingRunner", "RunResult", "Summary", "Violation", "history_of", "kill_steps", "run_many",
-           "run_scenario", "write_failure"]
+__all__ = ["KillingRunner", "RunResult", "Summary", "Violation", "history_of", "judge_command", "kill_steps",
+           "run_many", "run_scenario", "write_failure"]

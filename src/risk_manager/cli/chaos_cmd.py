@@ -29,7 +29,12 @@ def chaos(
     log_level: str = typer.Option("CRITICAL", "--log-level", help="Daemon/simulator log level (to stderr)."),
 ) -> None:
     """Chaos runs: random trading and faults, judged by an oracle. Exit 0 when every run is clean, 1 otherwise."""
-    from risk_manager.chaos.runs import RunResult, run_many, run_scenario  # imports the simulator and daemon
+    from risk_manager.chaos.runs import (  # imports the simulator and the daemon
+        RunResult,
+        judge_command,
+        run_many,
+        run_scenario,
+    )
     from risk_manager.replay.scenario import ScenarioError, load_scenario
 
     configure_logging(log_level.upper())
@@ -44,7 +49,7 @@ def chaos(
         for violation in j.violations:
             typer.echo(f"    {violation}")
         if written is not None:
-            typer.echo(f"    replay it: risk-manager chaos --scenario {written}")
+            typer.echo(f"    replay it: {judge_command(result, written)}")
 
     if scenario_file is not None:
         try:
