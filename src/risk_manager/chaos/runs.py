@@ -75,11 +75,15 @@ class KillingRunner(ReplayRunner):
 
     async def _perform(self, index: int, step: Step) -> None:
         await super()._perform(index, step)
-        self._kill_pending = index in self.kill_steps
+        if index in self.kill_steps:
+            self._kill_pending = True
 
     async def quiet(self) -> None:
         await super().quiet()
-        if self._kill_pending and not self._killing:
+        # A kill during a REST cut is postponed to the first quiet moment after it: the daemon's
+        # start-up does not retry a failed login (it exits with DaemonStartError and leaves the
+        # restart to the service manager), which is not what this check is about.
+        if self._kill_pending and not self._killing and not self.sim.faults.is_cut("rest"):
             self._kill_pending = False
             self._killing = True
             try:
