@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, Literal["group", "command"]]] = {
     "replay": ("replay_cmd", "replay", "command"),
     "run": ("run_cmd", "run", "command"),
     "demo": ("demo_cmd", "demo", "command"),
+    "chaos": ("chaos_cmd", "chaos", "command"),
 }
 
 

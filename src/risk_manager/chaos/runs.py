@@ -1,0 +1,316 @@
+"""One chaos run (a generated scenario replayed against the real daemon and simulator, then judged by
+the oracle) and many of them (`run_many`), as `risk-manager chaos` does.
+
+The replay itself is `risk_manager.replay.runner.ReplayRunner`: the same runner, the same virtual
+clock, the same wire path as `risk-manager replay`. This module only listens: a user-event listener
+on the simulator records every event the broker emits with its virtual time and whether a
+connected, subscribed hub connection of the daemon was there to receive it; the simulator's recorder
+gives the REST requests; the scenario gives quotes and faults. That is the oracle's `History`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import shutil
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from risk_manager.chaos.generator import generate, to_yaml
+from risk_manager.chaos.oracle import (
+    History,
+    Judgement,
+    TruthEvent,
+    TruthQuote,
+    TruthRequest,
+    Violation,
+    Window,
+    judge,
+)
+from risk_manager.daemon.daemon import Daemon
+from risk_manager.domain import AccountEvent, OrderEvent, PositionEvent, TradeEvent, UserEvent
+from risk_manager.logs import log_event
+from risk_manager.replay.report import lock_row
+from risk_manager.replay.runner import ReplayRunner, scenario_risk
+from risk_manager.replay.scenario import Scenario, Step
+
+log = logging.getLogger("risk_manager.chaos")
+
+_KIND = {AccountEvent: "accounts", OrderEvent: "orders", PositionEvent: "positions", TradeEvent: "trades"}
+
+
+class KillingRunner(ReplayRunner):
+    """A replay that kills the daemon at chosen steps and restarts it from what a `kill -9` leaves on disk.
+
+    At each chosen step, once the system is quiet, the daemon's database files (`risk.db` and its
+    WAL) are copied as they are on disk *while the daemon still runs* — exactly what a `kill -9`
+    would leave behind — then the old daemon is closed and a new one starts on the copy, against the
+    same simulator. The locks in force before (the old engines) and after (the new engines, restored
+    from the copy) are recorded for the oracle's `lost_lock` check.
+    """
+
+    def __init__(self, scenario: Scenario, workdir: Path, kill_steps: set[int], source: str) -> None:
+        super().__init__(scenario, scenario_risk(scenario), workdir, source)
+        self.kill_steps = kill_steps
+        self.kills = 0
+        self.locks_before: list[str] = []
+        self.locks_after: list[str] = []
+        self._kill_pending = False
+        self._killing = False
+        self._sent_before_restart = 0
+
+    def _hub_received(self) -> int:
+        # The runner waits until the daemon has received every hub record the simulator sent; records
+        # sent to a killed daemon count as received (the new one reconciles what they carried).
+        return super()._hub_received() + self._sent_before_restart
+
+    async def _perform(self, index: int, step: Step) -> None:
+        await super()._perform(index, step)
+        if index in self.kill_steps:
+            self._kill_pending = True
+
+    async def quiet(self) -> None:
+        await super().quiet()
+        # A kill during a REST cut is postponed to the first quiet moment after it: the daemon's
+        # start-up does not retry a failed login (it exits with DaemonStartError and leaves the
+        # restart to the service manager), which is not what this check is about.
+        if self._kill_pending and not self._killing and not self.sim.faults.is_cut("rest"):
+            self._kill_pending = False
+            self._killing = True
+            try:
+                await self._kill_and_restart()
+            finally:
+                self._killing = False
+
+    def _locks(self, daemon: Daemon) -> list[str]:
+        now = self.clock.now()
+        rows = []
+        for account_id, protected in daemon.accounts.items():
+            for lock in protected.engine.locks(account_id):
+                if lock.until is None or lock.until > now:
+                    rows.append(json.dumps(lock_row(lock), sort_keys=True))
+        return sorted(rows)
+
+    async def _kill_and_restart(self) -> None:
+        old = self.daemon
+        assert old is not None
+        self.kills += 1
+        source = old.options.database_path
+        target = self.workdir / f"after-kill-{self.kills}" / source.name
+        before = self._locks(old)
+        await asyncio.to_thread(_copy_database, source, target)
+        await old.aclose()
+        self._sent_before_restart = self._hub_sent()
+        self.daemon = Daemon(replace(old.options, database_path=target))
+        await self.daemon.start()
+        await super().quiet()
+        after = self._locks(self.daemon)
+        self.locks_before += [f"{row} (kill {self.kills})" for row in before]
+        self.locks_after += [f"{row} (kill {self.kills})" for row in after]
+        log_event(log, "chaos_daemon_killed", kill=self.kills, at=self.clock.now().isoformat(),
+                  locks_before=len(before), locks_after=len(after))
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """The database as a `kill -9` leaves it: the main file and its WAL, copied while the daemon runs."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        path = source.with_name(source.name + suffix)
+        if path.exists():
+            shutil.copyfile(path, target.with_name(target.name + suffix))
+
+
+class _Recording:
+    """Listens to the simulator of one `ReplayRunner` while it runs."""
+
+    def __init__(self, runner: ReplayRunner) -> None:  # (a KillingRunner too: same simulator throughout)
+        self.runner = runner
+        self.events: list[TruthEvent] = []
+        self.market_drops: list[datetime] = []
+        self._dropped_user = False
+        sim = runner.sim
+        faults = sim.faults
+        take = faults.take_dropped_event
+
+        # The simulator counts no dropped events itself; wrapping this one method (on this instance
+        # only) tells which broker event never left the hub, so the oracle knows what the daemon missed.
+        def take_dropped_event(hub: Literal["user", "market"]) -> bool:
+            dropped = take(hub)
+            if dropped and hub == "user":
+                self._dropped_user = True
+            elif dropped:
+                self.market_drops.append(sim.clock.now())
+            return dropped
+
+        faults.take_dropped_event = take_dropped_event  # type: ignore[method-assign]
+        sim.add_user_listener(self._on_event)
+
+    def _on_event(self, event: UserEvent) -> None:
+        sim = self.runner.sim
+        kind = _KIND[type(event)]
+        reached = any(c.hub == "user" and not c.closed and c.subscribed(kind, event.account_id)
+                      for c in sim.hubs.connections)
+        delivered = reached and not self._dropped_user
+        self._dropped_user = False
+        self.events.append(TruthEvent(sim.clock.now(), event, delivered, len(sim.recorder.requests)))
+
+
+def history_of(scenario: Scenario, recording: _Recording | None, crash: str | None) -> History:
+    """The oracle's input for a finished (or crashed) run of `scenario`."""
+    rules = dict(scenario.rules or {})
+    h = History(rules=rules, accounts=[a.id for a in scenario.accounts], crash=crash)
+    catalogue = recording.runner.sim.catalogue if recording is not None else None
+    for step in scenario.steps:
+        at = scenario.at(step)
+        h.checkpoints.append(at)
+        if step.quote is not None and catalogue is not None:
+            h.quotes.append(TruthQuote(at, catalogue.get(step.quote.instrument).contract.id, step.quote.price))
+        fault = step.fault
+        if fault is not None and fault.cut is not None and fault.for_ is not None:
+            window = Window(at, at + fault.for_)
+            if fault.cut == "rest":
+                h.rest_cuts.append(window)
+            elif fault.cut == "market_hub":
+                h.market_cuts.append(window)
+        if fault is not None and fault.http_errors is not None and fault.http_errors.status == 429:
+            h.injected_429 += fault.http_errors.count
+    if recording is not None:
+        sim = recording.runner.sim
+        h.events = recording.events
+        h.market_drops = recording.market_drops
+        for index, r in enumerate(sim.recorder.requests):
+            account = r.body.get("accountId") if isinstance(r.body, dict) else None
+            ok = r.status if r.error_code in (None, 0) else -1
+            h.requests.append(TruthRequest(index, r.path, account if isinstance(account, int) else None, ok, r.at))
+        h.duplicate_orders = [f"{i.kind} account {i.account_id} contract {i.contract_id} tag {i.custom_tag!r} "
+                              f"(request {i.seq})" for i in sim.recorder.duplicate_orders]
+        h.http_429 = sim.recorder.http_429
+    return h
+
+
+@dataclass(slots=True)
+class RunResult:
+    seed: int
+    scenario: Scenario
+    judgement: Judgement
+    wall_s: float
+    report: dict[str, Any] | None = None
+    kills: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return self.judgement.clean
+
+
+def kill_steps(scenario: Scenario, seed: int, kills: int = 2) -> set[int]:
+    """Random step indexes (deterministic per seed) after which the daemon is killed."""
+    candidates = list(range(1, max(1, len(scenario.steps) - 1)))
+    return set(random.Random(seed * 104_729 + 3).sample(candidates, min(kills, len(candidates))))
+
+
+async def run_scenario(scenario: Scenario, seed: int = 0, *, kill: bool = False) -> RunResult:
+    """Replay `scenario` against the daemon and judge it; with `kill`, kill and restart the daemon twice."""
+    started = time.perf_counter()
+    crash: str | None = None
+    report: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory(prefix="risk-manager-chaos-") as tmp:
+        source = f"<chaos seed {seed}>"
+        runner = (KillingRunner(scenario, Path(tmp), kill_steps(scenario, seed), source) if kill
+                  else ReplayRunner(scenario, scenario_risk(scenario), Path(tmp), source))
+        recording = _Recording(runner)
+        try:
+            report = await runner.run()
+        except Exception as exc:  # the run failed: that is the finding, with its traceback
+            crash = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
+            log_event(log, "chaos_run_crashed", logging.ERROR, seed=seed, error=f"{type(exc).__name__}: {exc}")
+    history = history_of(scenario, recording, crash)
+    if isinstance(runner, KillingRunner):
+        history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
+    judgement = judge(history)
+    kills = runner.kills if isinstance(runner, KillingRunner) else 0
+    return RunResult(seed, scenario, judgement, time.perf_counter() - started, report, kills)
+
+
+@dataclass(slots=True)
+class Summary:
+    runs: int = 0
+    clean: int = 0
+    breaches: int = 0
+    unjudged: int = 0
+    actions: int = 0       # broker actions the daemon's enforcer reported done
+    kills: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    failed_seeds: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+    run_wall_s: list[float] = field(default_factory=list)
+
+    def add(self, result: RunResult) -> None:
+        self.runs += 1
+        self.breaches += result.judgement.breaches
+        self.unjudged += result.judgement.unjudged
+        self.run_wall_s.append(result.wall_s)
+        self.kills += result.kills
+        if result.report is not None:
+            self.actions += sum(1 for a in result.report.get("actions", []) if a.get("status") == "done")
+        if result.clean:
+            self.clean += 1
+        else:
+            self.failed_seeds.append(result.seed)
+            self.by_kind.update(v.kind for v in result.judgement.violations)
+
+    def to_json(self) -> dict[str, Any]:
+        walls = sorted(self.run_wall_s)
+        return {"runs": self.runs, "clean": self.clean, "violations_by_kind": dict(self.by_kind),
+                "failed_seeds": self.failed_seeds, "breaches_judged": self.breaches - self.unjudged,
+                "breaches_unjudged": self.unjudged, "daemon_actions_done": self.actions, "kills": self.kills,
+                "wall_s": round(self.wall_s, 2),
+                "run_wall_s_median": round(walls[len(walls) // 2], 3) if walls else None,
+                "run_wall_s_max": round(walls[-1], 3) if walls else None}
+
+
+def judge_command(result: RunResult, path: Path) -> str:
+    """The command that runs and judges a written failure again (kills land at the same steps)."""
+    kill = f" --seed {result.seed} --kill" if result.kills else ""
+    return f"risk-manager chaos --scenario {path}{kill}"
+
+
+def write_failure(result: RunResult, out: Path) -> Path:
+    """`chaos-failure-<seed>.yaml` in `out`: the scenario, with the violations as comments."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"chaos-failure-{result.seed}.yaml"
+    header = [f"# chaos seed {result.seed}: {len(result.judgement.violations)} violation(s)",
+              f"# judge it again: {judge_command(result, Path(path.name))}",
+              f"# or just replay it: risk-manager replay {path.name}"]
+    header += ["# " + line for v in result.judgement.violations for line in str(v).splitlines()]
+    path.write_text("\n".join(header) + "\n" + to_yaml(result.scenario), encoding="utf-8")
+    return path
+
+
+async def run_many(runs: int, seed: int, *, minutes: float = 1.0, accounts: int | None = None,
+                   out: Path | None = None, on_result: Callable[[RunResult, Path | None], None] | None = None,
+                   kill: bool = False) -> Summary:
+    """Run `runs` scenarios for seeds `seed`, `seed + 1`, …; failing runs are written to `out`."""
+    summary = Summary()
+    started = time.perf_counter()
+    for s in range(seed, seed + runs):
+        result = await run_scenario(generate(s, accounts=accounts, minutes=minutes), s, kill=kill)
+        summary.add(result)
+        written = write_failure(result, out) if out is not None and not result.clean else None
+        if on_result is not None:
+            on_result(result, written)
+        await asyncio.sleep(0)
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+__all__ = ["KillingRunner", "RunResult", "Summary", "Violation", "history_of", "judge_command", "kill_steps",
+           "run_many", "run_scenario", "write_failure"]

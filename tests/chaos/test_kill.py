@@ -1,0 +1,62 @@
+"""Kill mode: the daemon restarted from what a kill -9 leaves on disk keeps its locks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from risk_manager.chaos.oracle import History, judge
+from risk_manager.chaos.runs import KillingRunner, history_of, kill_steps, run_scenario
+from risk_manager.chaos.runs import _Recording as Recording
+from risk_manager.replay.scenario import parse_scenario
+
+LOCKED_DAY = {
+    "name": "a daily loss, then kills",
+    "start": "2026-03-03T15:00:00Z",
+    "accounts": [{"id": 1001}],
+    "rules": {"daily_realized_loss": {"enabled": True, "loss_limit": 100, "include_unrealized": False}},
+    "steps": [
+        {"at": "0s", "quote": {"symbol": "ES", "price": 6800.0}},
+        {"at": "1s", "order": {"account": 1001, "symbol": "ES", "side": "buy", "size": 1, "type": "market",
+                               "tag": "t-1"}},
+        {"at": "2s", "quote": {"symbol": "ES", "price": 6790.0}},
+        {"at": "3s", "close": {"account": 1001, "symbol": "ES"}},            # −$125: locked until the reset
+        {"at": "10s", "quote": {"symbol": "ES", "price": 6791.0}},           # killed after this step…
+        {"at": "20s", "order": {"account": 1001, "symbol": "ES", "side": "buy", "size": 2, "type": "market",
+                                "tag": "t-2"}},                              # …so the new daemon must close this
+        {"at": "30s", "advance": True},
+    ],
+}
+
+
+async def test_locks_survive_a_kill_and_the_new_daemon_enforces_them(tmp_path: Path) -> None:
+    logging.getLogger("risk_manager").setLevel(logging.CRITICAL)
+    scenario = parse_scenario(LOCKED_DAY)
+    runner = KillingRunner(scenario, tmp_path, {4}, "<test>")
+    recording = Recording(runner)
+    report = await runner.run()
+    assert runner.kills == 1
+    assert len(runner.locks_before) == 1 and "until_reset" in runner.locks_before[0]
+    assert runner.locks_after == runner.locks_before
+    history = history_of(scenario, recording, None)
+    history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
+    result = judge(history)
+    assert result.clean, result.violations
+    after_kill = [a for a in report["actions"] if a["at"] == "2026-03-03T15:00:20.000Z"]
+    assert after_kill and all(a["status"] == "done" for a in after_kill)   # the new daemon closed it at once
+    assert report["final"]["1001"]["positions"] == []
+
+
+def test_a_lock_missing_after_the_kill_is_a_violation() -> None:
+    history = History(rules={}, accounts=[1001], locks_before_kill=["lock A (kill 1)", "lock B (kill 1)"],
+                      locks_after_kill=["lock A (kill 1)"])
+    [violation] = judge(history).violations
+    assert violation.kind == "lost_lock" and "lock B" in violation.detail
+
+
+async def test_kill_runs_are_deterministic_per_seed() -> None:
+    scenario = parse_scenario(LOCKED_DAY)
+    assert kill_steps(scenario, 5) == kill_steps(scenario, 5)
+    assert len(kill_steps(scenario, 5)) == 2
+    result = await run_scenario(scenario, 5, kill=True)
+    assert result.clean, result.judgement.violations
