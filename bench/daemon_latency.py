@@ -82,9 +82,10 @@ def _cancel_after(intents: Sequence[RecordedIntent], index: int) -> bool:
     return any(x.kind == "cancel" for x in list(intents)[index:])
 
 
-def _start_run(config: Path, url: str, log: BinaryIO) -> subprocess.Popen[bytes]:
+def _start_run(config: Path, url: str, log: BinaryIO, data_dir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "risk_manager", "run", "--config", str(config), "--gateway", url,
-                             "--log-level", "INFO"], stdout=log, stderr=log)
+                             "--log-level", "INFO"], stdout=log, stderr=log,
+                            env={**os.environ, "RISK_MANAGER_DATA_DIR": str(data_dir)})
 
 
 async def _breach_latencies(workdir: Path, progress: Progress) -> list[float]:
@@ -191,13 +192,16 @@ async def _subprocess_figures(workdir: Path, progress: Progress) -> tuple[float,
     await sim.start()
     config = workdir / "cfg"
     config.mkdir()
-    (config / "config.yaml").write_text("authentication: {storage: {type: memory}}\nlogging: {level: WARNING}\n")
+    (config / "config.yaml").write_text("authentication: {storage: {type: memory}}\nlogging: {level: WARNING}\n"
+                                        "health: {port: 0}\ndashboard: {port: 0}\n")  # all it serves, on free ports
     (config / "accounts.yaml").write_text("credentials: {default: {userName: bench, apiKey: bench-api-key}}\n"
                                           "accounts:\n" + "".join(f"  - {{id: {i}}}\n" for i in ids))
     (config / "risk.yaml").write_text("rules:\n  daily_realized_loss: {enabled: true, loss_limit: 500}\n"
                                       "  max_contracts: {enabled: true, limit: 5}\n")
+    for file in config.iterdir():
+        file.chmod(0o600)   # the daemon refuses an accounts.yaml with a key that others can read
     log = (workdir / "daemon.log").open("wb")
-    process = _start_run(config, sim.base_url, log)
+    process = _start_run(config, sim.base_url, log, workdir / "data")
     try:
         await _wait(lambda: "daemon_protecting" in (workdir / "daemon.log").read_text(), "the daemon", 30)
         for i in ids:   # a position per account: quotes of MNQ are evaluated for all ten

@@ -64,6 +64,7 @@ from risk_manager.gateway.errors import (
 )
 from risk_manager.gateway.hubs import HubConnection, market_hub_decoder, user_hub_decoder
 from risk_manager.gateway.rate_limit import RateLimiter
+from risk_manager.gateway.tls import shared_tls_context
 from risk_manager.gateway.tokens import TokenManager, TokenStore, build_token_store
 from risk_manager.logs import log_event
 
@@ -144,7 +145,7 @@ class GatewayClient:
         store = token_store if token_store is not None else build_token_store(config.authentication.storage)
         self.tokens = TokenManager(self, user_name, config.authentication, self.clock, store)
         self._http = httpx.AsyncClient(
-            base_url=config.api.base_url + "/", timeout=config.api.timeout_s,
+            base_url=config.api.base_url + "/", timeout=config.api.timeout_s, verify=shared_tls_context(),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             headers={"Accept": "application/json"})
         self.user_hub = HubConnection("user", config.signalr.user_hub_url, self.tokens, config.signalr,

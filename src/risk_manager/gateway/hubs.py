@@ -52,6 +52,7 @@ from risk_manager.gateway.signalr import (
     parse_message,
     split_records,
 )
+from risk_manager.gateway.tls import shared_tls_context
 from risk_manager.logs import log_event
 
 if TYPE_CHECKING:
@@ -317,8 +318,10 @@ class HubConnection:
     async def _session(self, token: str, resubscribe_delay: bool) -> bool:
         """One connection: handshake, resubscribe, then read until it ends. True if it got connected."""
         open_timeout = self._config.health.ping_timeout / 1000.0 * 2
-        ws = await connect(websocket_url(self.url, token), ping_interval=None, open_timeout=open_timeout,
-                           close_timeout=1.0, max_size=4 * 1024 * 1024, compression=None)
+        url = websocket_url(self.url, token)
+        ws = await connect(url, ping_interval=None, open_timeout=open_timeout, close_timeout=1.0,
+                           max_size=4 * 1024 * 1024, compression=None,
+                           ssl=shared_tls_context() if url.startswith("wss:") else None)
         self._ws = ws
         connected = False
         try:

@@ -1,4 +1,4 @@
-"""The local health endpoint: HTTP on a loopback address only (aiohttp).
+"""The local health endpoint: HTTP on a loopback address only.
 
 | route | answer |
 | --- | --- |
@@ -8,18 +8,24 @@
 
 A probe that raises is answered 503 with the error's type, and logged: a broken check never
 looks healthy.
+
+Why a small HTTP/1.1 responder on `asyncio.start_server` instead of a web framework: it answers
+three GET routes to local probes (systemd, monitoring, `risk-manager service status`), one request
+per connection, and importing aiohttp's server into the daemon cost ~14 MB of its 60 MB budget
+(docs/performance.md). Requests are bounded (8 KiB of head, 5 s) and anything unexpected gets a
+plain 4xx.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import json
 import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
-
-from aiohttp import web
 
 from risk_manager.health.config import DEFAULT_HOST, DEFAULT_PORT, check_loopback
 from risk_manager.health.metrics import CONTENT_TYPE, Metrics
@@ -28,15 +34,27 @@ from risk_manager.logs import log_event
 
 log = logging.getLogger("risk_manager.health")
 
-_NO_STORE = {"Cache-Control": "no-store"}
+_HEAD_LIMIT = 8192
+_READ_TIMEOUT_S = 5.0
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_JSON = "application/json"
+
+Response = tuple[int, bytes, str]   # status, body, content type
 
 
 class HealthServerError(RuntimeError):
     """The endpoint could not start; the message says what to change."""
 
 
-def _json(status: int, body: dict[str, Any]) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=_NO_STORE)
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return status, json.dumps(body).encode(), _JSON
+
+
+def _encode(response: Response) -> bytes:
+    status, body, content_type = response
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")
+    return head.encode("ascii") + body
 
 
 class HealthServer:
@@ -52,7 +70,7 @@ class HealthServer:
         self._live_reasons = live_reasons
         self._ready = ready
         self._metrics = metrics
-        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._port: int | None = None
 
     @property
@@ -68,30 +86,23 @@ class HealthServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/health/live", self._handle_live)
-        app.router.add_get("/health/ready", self._handle_ready)
-        if self._metrics is not None:
-            app.router.add_get("/metrics", self._handle_metrics)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port, reuse_address=True)
         try:
-            await site.start()
+            server = await asyncio.start_server(self._serve, self.host, self._requested_port, reuse_address=True,
+                                                limit=_HEAD_LIMIT)
         except OSError as exc:
-            await runner.cleanup()
             hint = ("another process listens there (a second daemon?): stop it or set health.port in config.yaml"
                     if exc.errno == errno.EADDRINUSE else "check health.host/health.port in config.yaml")
             raise HealthServerError(f"cannot listen on {self.host}:{self._requested_port} ({exc.strerror}); "
                                     f"{hint}") from None
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        self._server = server
+        self._port = int(server.sockets[0].getsockname()[1])
         log_event(log, "health_server_started", url=self.url, metrics=self._metrics is not None)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
             log_event(log, "health_server_stopped", port=self._port)
 
     async def __aenter__(self) -> HealthServer:
@@ -102,9 +113,37 @@ class HealthServer:
                         tb: TracebackType | None) -> None:
         await self.stop()
 
-    # --- handlers ----------------------------------------------------------------------------------
+    # --- requests ----------------------------------------------------------------------------------
 
-    async def _handle_live(self, _request: web.Request) -> web.Response:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            response = await asyncio.wait_for(self._answer(reader), _READ_TIMEOUT_S)
+            writer.write(_encode(response))
+            await writer.drain()
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass  # a probe that hung up, dawdled or sent an oversized head gets nothing more
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> Response:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = request_line.split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return 400, b"", "text/plain"
+        method, target = parts[0], parts[1].split("?", 1)[0]
+        routes = {"/health/live": self._live_answer, "/health/ready": self._ready_answer}
+        if self._metrics is not None:
+            routes["/metrics"] = self._metrics_answer
+        if target not in routes:
+            return 404, b"", "text/plain"
+        if method != "GET":
+            return 405, b"", "text/plain"
+        return routes[target]()
+
+    def _live_answer(self) -> Response:
         try:
             live = bool(self._live())
             reasons = [] if live or self._live_reasons is None else self._live_reasons()
@@ -113,7 +152,7 @@ class HealthServer:
             return _json(503, {"live": False, "reasons": [f"the liveness check failed: {type(exc).__name__}"]})
         return _json(200 if live else 503, {"live": live, "reasons": reasons})
 
-    async def _handle_ready(self, _request: web.Request) -> web.Response:
+    def _ready_answer(self) -> Response:
         try:
             state = self._ready()
         except Exception as exc:
@@ -122,6 +161,6 @@ class HealthServer:
                                "hubs": {}, "accounts": {}})
         return _json(200 if state.ready else 503, state.to_json())
 
-    async def _handle_metrics(self, _request: web.Request) -> web.Response:
+    def _metrics_answer(self) -> Response:
         assert self._metrics is not None  # the route exists only with metrics
-        return web.Response(body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE, **_NO_STORE})
+        return 200, self._metrics.exposition(), CONTENT_TYPE
