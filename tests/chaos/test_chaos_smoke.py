@@ -24,8 +24,8 @@ KNOWN_DAEMON_ISSUES = "missed breaches: repeated breach on one position; circuit
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_fifty_chaos_runs(tmp_path: Path) -> None:
-    logging.getLogger("risk_manager").setLevel(logging.CRITICAL)
+async def test_fifty_chaos_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL, logger="risk_manager")   # restored after the test
     failures: list[RunResult] = []
     summary = await run_many(RUNS, SEED, minutes=MINUTES, out=tmp_path,
                              on_result=lambda r, _w: failures.append(r) if not r.clean else None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from risk_manager.chaos.oracle import History, judge
 from risk_manager.chaos.runs import KillingRunner, history_of, kill_steps, run_scenario
 from risk_manager.chaos.runs import _Recording as Recording
@@ -29,8 +31,9 @@ LOCKED_DAY = {
 }
 
 
-async def test_locks_survive_a_kill_and_the_new_daemon_enforces_them(tmp_path: Path) -> None:
-    logging.getLogger("risk_manager").setLevel(logging.CRITICAL)
+async def test_locks_survive_a_kill_and_the_new_daemon_enforces_them(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL, logger="risk_manager")   # restored after the test
     scenario = parse_scenario(LOCKED_DAY)
     runner = KillingRunner(scenario, tmp_path, {4}, "<test>")
     recording = Recording(runner)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 
 import typer
@@ -37,8 +36,7 @@ def chaos(
     )
     from risk_manager.replay.scenario import ScenarioError, load_scenario
 
-    configure_logging(log_level.upper())
-    logging.getLogger("risk_manager").setLevel(log_level.upper())
+    configure_logging(log_level.upper())   # the root level governs every risk_manager logger
 
     def show(result: RunResult, written: Path | None, index: int | None = None) -> None:
         j = result.judgement
