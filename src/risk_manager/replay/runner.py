@@ -13,7 +13,9 @@ The simulator runs in-process on 127.0.0.1 (port 0); the daemon talks to it over
 4. waits until quiet: the simulator has nothing in flight (`sim.wait_quiet`), every hub event it
    sent has reached the daemon, the daemon has processed every event it received and nothing is
    being enforced (`daemon.idle()`), and — unless a cut is in force — the user hub is connected and
-   the state reconciled.
+   the state reconciled (unless the circuit breaker refuses even urgent calls: then the
+   reconciliation waits for the breaker's next probe, one of `daemon.next_deadline()`, which step 1
+   reaches).
 """
 
 from __future__ import annotations
