@@ -58,6 +58,7 @@ from risk_manager.engine import (
 from risk_manager.engine.actions import make_key
 from risk_manager.gateway import (
     AccountMirror,
+    BreakerState,
     GatewayClient,
     GatewayConfig,
     GatewayError,
@@ -65,6 +66,7 @@ from risk_manager.gateway import (
     Reconciler,
     TokenStore,
 )
+from risk_manager.gateway.circuit_breaker import urgent_calls
 from risk_manager.logs import log_event
 from risk_manager.store import Retention, Store
 
@@ -113,6 +115,7 @@ class Connection:
     reconciler: Reconciler | None = None
     account_ids: list[int] = field(default_factory=list)
     fresh: bool = False
+    probed_at: float | None = None   # the breaker probe time (clock timestamp) the daemon already acted on
 
 
 @dataclass(slots=True)
@@ -338,6 +341,7 @@ class Daemon:
             reconciler = Reconciler(client, connection.account_ids, view=self._view, emit=self._emit_reconciled)
             connection.reconciler = reconciler
             reconciler.on_fresh(functools.partial(self._on_fresh, connection))
+            client.breaker.on_change(functools.partial(self._on_breaker, connection))
             client.user_hub.on_event(self._on_hub_event)
             client.market_hub.on_event(self._on_hub_event)
             client.user_hub.on_state(functools.partial(self._on_hub_state, connection, "user"))
@@ -505,6 +509,7 @@ class Daemon:
             for holder_id, holder in self.accounts.items():
                 self._dispatch(holder_id, holder.engine.on_time())
             self._resubmit_due()
+            self._probe_breakers()
             if self._next_account_poll is not None and self._account_poll_every is not None \
                     and self.clock.now() >= self._next_account_poll:
                 self._next_account_poll = self.clock.now() + self._account_poll_every
@@ -602,7 +607,13 @@ class Daemon:
         key = action.idempotency_key
         if status == "failed" and action.kind is not ActionKind.LOCK and not self._closing:
             _, count, _ = self._retry.get(key, (action, 0, self.clock.now()))
-            if count < MAX_RESUBMITS:
+            probe = self._probe_due(action.account_id)
+            if probe is not None:
+                # The Gateway is unreachable (breaker open): retried at the breaker's next urgent probe,
+                # and not counted towards MAX_RESUBMITS (nothing was decided by a reachable broker).
+                self._retry[key] = (action, count, probe)
+                self._timer_wake.set()
+            elif count < MAX_RESUBMITS:
                 delay = RETRY_DELAYS_S[min(count, len(RETRY_DELAYS_S) - 1)]
                 self._retry[key] = (action, count + 1, self.clock.now() + timedelta(seconds=delay))
                 self._timer_wake.set()
@@ -615,14 +626,14 @@ class Daemon:
             self._retry.pop(key, None)
         self._notify_status()
 
-    def _resubmit_due(self, force: bool = False) -> None:
+    def _resubmit_due(self, force: bool = False, connection: Connection | None = None) -> None:
         if not self._retry:
             return
         now = self.clock.now()
         for key, (action, count, due) in list(self._retry.items()):
             if due is not None and (force or due <= now):
                 protected = self.accounts.get(action.account_id)
-                if protected is None:
+                if protected is None or (connection is not None and protected.connection is not connection):
                     continue
                 self._retry[key] = (action, count, None)
                 self.stats.resubmitted += 1
@@ -738,6 +749,63 @@ class Daemon:
             self._resubmit_due(force=True)   # what failed during the gap is tried again now
         self._notify_status()
 
+    def _probe_due(self, account_id: int) -> datetime | None:
+        """When the account's open circuit breaker admits an urgent probe (clock time); None when not open."""
+        protected = self.accounts.get(account_id)
+        if protected is None:
+            return None
+        at = protected.connection.client.breaker.probe_at(urgent=True)
+        if at is None:
+            return None
+        return self.clock.now() + timedelta(seconds=max(0.0, at - self.clock.timestamp()))
+
+    def _waits_on_breaker(self, connection: Connection) -> bool:
+        """Something of this connection waits for REST: a stale state, or a failed action to retry."""
+        return not connection.fresh or any(
+            due is not None and self.accounts[a.account_id].connection is connection
+            for a, _, due in self._retry.values() if a.account_id in self.accounts)
+
+    def _breaker_deadline(self, connection: Connection) -> datetime | None:
+        """The open breaker's next urgent probe, if something waits for it and the daemon has not acted on it."""
+        at = connection.client.breaker.probe_at(urgent=True)
+        if at is None or at == connection.probed_at or not self._waits_on_breaker(connection):
+            return None
+        return self.clock.now() + timedelta(seconds=max(0.0, at - self.clock.timestamp()))
+
+    def _probe_breakers(self) -> None:
+        """At an open breaker's urgent probe time: retry what waits (the first request is the probe)."""
+        now = self.clock.now()
+        for connection in self.connections:
+            due = self._breaker_deadline(connection)
+            if due is None or due > now:
+                continue
+            connection.probed_at = connection.client.breaker.probe_at(urgent=True)
+            log_event(log, "breaker_probe", credentials=connection.credential.name, stale=not connection.fresh)
+            self._resubmit_due(force=True, connection=connection)
+            if not connection.fresh and connection.reconciler is not None:
+                self._spawn(self._urgent_reconcile(connection), "reconcile-probe")
+
+    async def _urgent_reconcile(self, connection: Connection) -> None:
+        """A reconciliation whose requests are urgent (they may probe the open breaker); a failure is
+        logged and left to the reconciler's own retries and the next probe time."""
+        assert connection.reconciler is not None
+        try:
+            with urgent_calls():
+                await connection.reconciler.reconcile("breaker_probe")
+        except GatewayError as exc:
+            log_event(log, "reconcile_probe_failed", logging.WARNING, credentials=connection.credential.name,
+                      error=str(exc), action="retrying at the next probe")
+
+    def _on_breaker(self, connection: Connection, state: BreakerState) -> None:
+        """Half-open or closed: the Gateway may answer again, so what waits for it is tried now (a retry
+        in half-open is one of the probes); open: the next probe time becomes a deadline."""
+        if state is not BreakerState.OPEN and not self._closing:
+            self._resubmit_due(force=True, connection=connection)
+            if not connection.fresh and connection.reconciler is not None:
+                connection.reconciler.request("breaker_" + state.value)
+        self._timer_wake.set()
+        self._notify_status()
+
     def _on_hub_state(self, connection: Connection, hub: str, state: HubState) -> None:
         log_event(log, "hub_state", credentials=connection.credential.name, hub=hub, state=state.value)
         if hub == "market" and state is HubState.CONNECTED and connection.reconciler is not None \
@@ -757,9 +825,11 @@ class Daemon:
 
     # ================================================================================ time
     def next_deadline(self) -> datetime | None:
-        """The earliest engine deadline or action retry (clock time); None when nothing is scheduled."""
+        """The earliest engine deadline, action retry, RULE-010 poll or circuit-breaker probe that something
+        waits for (clock time); None when nothing is scheduled."""
         deadlines = [d for p in self.accounts.values() if (d := p.engine.next_deadline()) is not None]
         deadlines += [due for _, _, due in self._retry.values() if due is not None]
+        deadlines += [d for c in self.connections if (d := self._breaker_deadline(c)) is not None]
         if self._next_account_poll is not None:
             deadlines.append(self._next_account_poll)
         return min(deadlines, default=None)

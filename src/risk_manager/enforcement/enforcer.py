@@ -38,6 +38,7 @@ from risk_manager.gateway import (
     OrderOutcomeUnknownError,
     TransientError,
 )
+from risk_manager.gateway.circuit_breaker import urgent_calls
 from risk_manager.logs import log_event
 from risk_manager.store import ActionState, EnforcementRecord, LockRecord, Store
 
@@ -245,7 +246,8 @@ class Enforcer:
             return outcome
         verify_first = job.verify_first or key in self._verify_first
         try:
-            verified: Verified = await self._executor.run(action, verify_first)
+            with urgent_calls():   # protection: may probe an open circuit breaker after 1 s, not 60 s
+                verified: Verified = await self._executor.run(action, verify_first)
         except ActionFailed as exc:
             return await self._failed(action, exc.reason, started, t0, exc.attempts, release=exc.retryable)
         except GatewayError as exc:
@@ -323,8 +325,8 @@ class Enforcer:
 def _gateway_reason(exc: GatewayError) -> str:
     """A reason a trader can act on; every one of these released the key for a later retry."""
     if isinstance(exc, CircuitOpenError):
-        return (f"the Gateway is failing repeatedly, so calls are paused (circuit breaker open, "
-                f"{exc.retry_in_s:.0f} s left); the action will be retried on the next event or reconnection — "
+        return (f"the Gateway is failing repeatedly, so calls are paused (circuit breaker open, next probe in "
+                f"{exc.retry_in_s:.1f} s); the action is retried as soon as the breaker admits a probe — "
                 "watch the account in the broker's platform meanwhile")
     if isinstance(exc, AuthenticationError):
         return f"{exc}; nothing was sent to the broker"

@@ -7,12 +7,20 @@ aiobreaker) read wall time and are synchronous-first. It is ~80 lines.
 
 Only transient failures count (network, timeout, 408, 429, 5xx): a `success:false` answer or a
 400 means the Gateway is up and answering.
+
+Urgent calls (protection: enforcement, the reconciliation after a gap) are made inside
+`urgent_calls()`. While the breaker is open they may probe after `urgent_probe_s` (1 s) instead of
+the configured `timeout` (60 s): the first urgent call due moves the breaker to half-open and is
+the probe. A broker that is still down costs one request a second; a broker that is back is used
+within a second, not a minute later (docs/enforcement.md § circuit breaker).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 
 from risk_manager.domain import Clock
@@ -23,6 +31,21 @@ from risk_manager.logs import log_event
 log = logging.getLogger("risk_manager.gateway.circuit_breaker")
 
 
+URGENT_PROBE_S = 1.0
+_urgent: ContextVar[bool] = ContextVar("circuit_breaker_urgent", default=False)
+
+
+@contextmanager
+def urgent_calls() -> Iterator[None]:
+    """REST calls made inside (in this task, across awaits) are urgent: they may probe an open breaker
+    after `urgent_probe_s`."""
+    token = _urgent.set(True)
+    try:
+        yield
+    finally:
+        _urgent.reset(token)
+
+
 class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
@@ -30,9 +53,10 @@ class BreakerState(StrEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, config: CircuitBreakerConfig, clock: Clock) -> None:
+    def __init__(self, config: CircuitBreakerConfig, clock: Clock, urgent_probe_s: float = URGENT_PROBE_S) -> None:
         self._config = config
         self._clock = clock
+        self.urgent_probe_s = urgent_probe_s
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
@@ -54,6 +78,21 @@ class CircuitBreaker:
     @property
     def _open_s(self) -> float:
         return self._config.timeout / 1000.0
+
+    @property
+    def _urgent_s(self) -> float:
+        return min(self.urgent_probe_s, self._open_s)
+
+    def probe_at(self, urgent: bool = False) -> float | None:
+        """When (clock timestamp) an open breaker admits its next (urgent) call; None unless open."""
+        if self.state is not BreakerState.OPEN:
+            return None
+        return self._opened_at + (self._urgent_s if urgent else self._open_s)
+
+    def admits(self, urgent: bool = False) -> bool:
+        """Whether a call made now could pass (closed, half-open, or open with its probe time reached)."""
+        due = self.probe_at(urgent)
+        return due is None or self._clock.timestamp() >= due
 
     def on_change(self, listener: Callable[[BreakerState], None]) -> None:
         self._listeners.append(listener)
@@ -82,7 +121,10 @@ class CircuitBreaker:
         if state is BreakerState.CLOSED:
             return False
         if state is BreakerState.OPEN:
-            raise CircuitOpenError(self._opened_at + self._open_s - self._clock.timestamp())
+            wait = self._opened_at + (self._urgent_s if _urgent.get() else self._open_s) - self._clock.timestamp()
+            if wait > 0:
+                raise CircuitOpenError(wait)
+            self._set(BreakerState.HALF_OPEN)   # an urgent call after urgent_probe_s: it is the probe
         if self._probes_in_flight + self._probe_successes >= self._config.half_open_requests:
             raise CircuitOpenError(0.0)
         self._probes_in_flight += 1

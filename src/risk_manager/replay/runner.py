@@ -13,12 +13,15 @@ The simulator runs in-process on 127.0.0.1 (port 0); the daemon talks to it over
 4. waits until quiet: the simulator has nothing in flight (`sim.wait_quiet`), every hub event it
    sent has reached the daemon, the daemon has processed every event it received and nothing is
    being enforced (`daemon.idle()`), and — unless a cut is in force — the user hub is connected and
-   the state reconciled.
+   the state reconciled (unless the circuit breaker refuses even urgent calls: then the
+   reconciliation waits for the breaker's next probe, one of `daemon.next_deadline()`, which step 1
+   reaches).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 import time
@@ -31,7 +34,7 @@ from risk_manager.daemon.config_dir import AccountSpec, Credential
 from risk_manager.daemon.daemon import Daemon, DaemonOptions
 from risk_manager.domain import Catalogue, CatalogueEntry, Contract, VirtualClock, default_catalogue
 from risk_manager.engine import ConfigError, RiskConfig, load_risk_config, parse_risk_config, parse_rules_block
-from risk_manager.gateway import GatewayConfig, HubState, MemoryTokenStore
+from risk_manager.gateway import GatewayClient, GatewayConfig, HubState, MemoryTokenStore, Reconciler
 from risk_manager.logs import log_event
 from risk_manager.replay.report import build_report, order_row, position_row
 from risk_manager.replay.scenario import Scenario, ScenarioError, Step
@@ -229,11 +232,7 @@ class ReplayRunner:
             if not self._cut_active("user_hub") and not self._cut_active("rest"):
                 for connection in daemon.connections:
                     if connection.reconciler is not None and not connection.fresh:
-                        try:
-                            await connection.reconciler.wait_fresh(max(0.01, deadline - loop.time()))
-                        except TimeoutError:
-                            raise ReplayError("the daemon did not reconcile after the connection came back "
-                                              f"(user hub {connection.client.user_hub.state.value})") from None
+                        await self._wait_fresh(connection.reconciler, connection.client, deadline)
                         await daemon.idle()
             if not self._cut_active("market_hub"):
                 for connection in daemon.connections:
@@ -250,6 +249,18 @@ class ReplayRunner:
             if loop.time() > deadline:
                 raise ReplayError(f"the system did not go quiet within {QUIET_TIMEOUT_S:g} s")
             await asyncio.sleep(0)
+
+    async def _wait_fresh(self, reconciler: Reconciler, client: GatewayClient, deadline: float) -> None:
+        """Until reconciled — or until the circuit breaker refuses even urgent calls: then the
+        reconciliation waits for clock time (the breaker's next probe, one of `daemon.next_deadline()`),
+        which only `_advance_to` moves."""
+        loop = asyncio.get_running_loop()
+        while not reconciler.fresh and client.breaker.admits(urgent=True):
+            if loop.time() > deadline:
+                raise ReplayError("the daemon did not reconcile after the connection came back "
+                                  f"(user hub {client.user_hub.state.value}, breaker {client.breaker.state.value})")
+            with contextlib.suppress(TimeoutError):
+                await reconciler.wait_fresh(0.02)
 
     # ------------------------------------------------------------------------------------ report
     def _report(self) -> dict[str, Any]:
