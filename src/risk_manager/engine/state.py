@@ -85,17 +85,6 @@ class PositionState:
     best_price: float | None = None  # best price since entry (RULE-012 trailing)
     open_pnl: float | None = None   # None until priced (or without metadata)
     best_moved: bool = False        # transient: the last mark set a new best price (not persisted)
-    # A closing fill's P&L is realized the moment its trade event arrives, but the broker's position
-    # event that shrinks the position may come before or after it. `pending_close` counts contracts
-    # closed by trades the position event has not shown yet (they no longer count in open P&L);
-    # `unmatched_shrink` counts a shrink the position event showed before its closing trade arrived.
-    pending_close: int = 0
-    unmatched_shrink: int = 0
-
-    @property
-    def marked_size(self) -> int:
-        """The contracts whose P&L is still open: the position's size less closes already realized."""
-        return max(0, self.size - self.pending_close)
 
     @property
     def signed_size(self) -> int:
@@ -109,16 +98,14 @@ class PositionState:
         return {"contract_id": self.contract_id, "position_id": self.position_id, "type": int(self.type),
                 "size": self.size, "average_price": self.average_price, "symbol": self.symbol,
                 "opened_at": self.opened_at, "grown_at": self.grown_at, "stop_lost_at": self.stop_lost_at,
-                "growth_seq": self.growth_seq, "best_price": self.best_price, "open_pnl": self.open_pnl,
-                "pending_close": self.pending_close, "unmatched_shrink": self.unmatched_shrink}
+                "growth_seq": self.growth_seq, "best_price": self.best_price, "open_pnl": self.open_pnl}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PositionState:
         return cls(contract_id=d["contract_id"], position_id=d["position_id"], type=PositionType(d["type"]),
                    size=d["size"], average_price=d["average_price"], symbol=d["symbol"], opened_at=d["opened_at"],
                    grown_at=d["grown_at"], stop_lost_at=d["stop_lost_at"], growth_seq=d["growth_seq"],
-                   best_price=d["best_price"], open_pnl=d["open_pnl"],
-                   pending_close=d.get("pending_close", 0), unmatched_shrink=d.get("unmatched_shrink", 0))
+                   best_price=d["best_price"], open_pnl=d["open_pnl"])
 
 
 @dataclass(slots=True)
@@ -207,10 +194,6 @@ class AccountState:
                 change.grew = True
             elif position.size < current.size:
                 change.shrank = True
-                shown = current.size - position.size
-                matched = min(shown, current.pending_close)
-                current.pending_close -= matched
-                current.unmatched_shrink += shown - matched
             current.size = position.size
             current.average_price = position.average_price
             current.position_id = position.id
@@ -234,7 +217,7 @@ class AccountState:
         if moved:
             pos.best_price = price
         pos.best_moved = moved
-        pos.open_pnl = ticks * info.tick_value * pos.marked_size
+        pos.open_pnl = ticks * info.tick_value * pos.size
 
     def _reprice_total(self) -> None:
         total, unpriced = 0.0, 0
@@ -321,30 +304,12 @@ class AccountState:
         if pnl is not None:
             totals.realized += pnl
             self.loss_streak = self.loss_streak + 1 if pnl < 0 else 0
-            self._realize_close(trade)
         ts = trade.creation_timestamp.timestamp()
         bisect.insort(self.trade_times, ts)
         cutoff = max(now, self.trade_times[-1]) - ROLLING_WINDOW
         if self.trade_times[0] <= cutoff:
             del self.trade_times[:bisect.bisect_right(self.trade_times, cutoff)]
         change.trade = trade
-
-    def _realize_close(self, trade: Trade) -> None:
-        """A closing fill realized P&L: stop counting those contracts as open until the position event
-        shows the shrink (or count a shrink it already showed) — the same money is never counted twice."""
-        pos = self.positions.get(trade.contract_id)
-        if pos is None or pos.type not in (PositionType.LONG, PositionType.SHORT) or \
-                trade.side != pos.type.closing_side or trade.size <= 0:
-            return
-        matched = min(trade.size, pos.unmatched_shrink)
-        pos.unmatched_shrink -= matched
-        closing = min(trade.size - matched, pos.size - pos.pending_close)
-        if closing <= 0:
-            return
-        if pos.open_pnl is not None and pos.marked_size > 0:
-            pos.open_pnl *= (pos.marked_size - closing) / pos.marked_size
-        pos.pending_close += closing
-        self._reprice_total()
 
     def trades_since(self, since: float) -> int:
         return len(self.trade_times) - bisect.bisect_right(self.trade_times, since)
