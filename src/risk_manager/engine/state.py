@@ -60,13 +60,14 @@ class Change:
     can_trade_back: bool = False
     damaged: str = ""               # a field of the event that was not a finite number (ignored)
     quote_key: tuple[str, float | None, float] | None = None  # … or, for quotes, its parts (formatted lazily)
+    occurrence: int = 0             # growth_seq of the position concerned (see `Engine` on idempotency keys)
 
     @property
     def cause(self) -> str:
-        """The content key of the causing event; for a quote `quote:<contract>:<timestamp>:<price>`."""
+        """The content key of the causing event; for a quote `quote:<contract>:<timestamp>:<price>:<growth>`."""
         if self.quote_key is not None and not self.key:
             cid, stamp, price = self.quote_key
-            self.key = f"quote:{cid}:{'' if stamp is None else repr(stamp)}:{price:.10g}"
+            self.key = f"quote:{cid}:{'' if stamp is None else repr(stamp)}:{price:.10g}:{self.occurrence}"
         return self.key
 
 
@@ -171,6 +172,7 @@ class AccountState:
     alerts_disarmed: set[str] = field(default_factory=set)         # ladder keys that alerted (hysteresis)
     memo: dict[str, float] = field(default_factory=dict)             # action signature → emitted at
     growth_counter: int = 0
+    can_trade_losses: int = 0       # how often canTrade went false: tells a new loss from the same one re-seen
     open_pnl: float = 0.0          # sum over priced positions
     unpriced: int = 0              # open positions without a price or metadata
     flagged: set[str] = field(default_factory=set)                    # contracts already alerted as unknown
@@ -184,6 +186,7 @@ class AccountState:
         closing = action == UserEventAction.DELETE or position.size <= 0
         if closing:
             if current is not None:
+                change.occurrence = current.growth_seq
                 del self.positions[cid]
                 change.closed = True
                 self._reprice_total()
@@ -216,6 +219,7 @@ class AccountState:
             current.position_id = position.id
         if info is not None and current.symbol is None:
             current.symbol = info.symbol
+        change.occurrence = current.growth_seq
         self.mark(current, info, price)
         self._reprice_total()
 
@@ -359,6 +363,7 @@ class AccountState:
         self.name = account.name
         if self.can_trade is not False and not account.can_trade:
             change.can_trade_lost = True
+            self.can_trade_losses += 1
         if self.can_trade is False and account.can_trade:
             change.can_trade_back = True
         self.can_trade = account.can_trade
@@ -402,6 +407,7 @@ class AccountState:
             "locks": [lock.to_json() for lock in self.locks.values()],
             "alerts_disarmed": sorted(self.alerts_disarmed), "memo": dict(self.memo),
             "growth_counter": self.growth_counter, "flagged": sorted(self.flagged),
+            "can_trade_losses": self.can_trade_losses,
         }
 
     @classmethod
@@ -416,6 +422,7 @@ class AccountState:
             first_balance=d["first_balance"], eod_high=d["eod_high"], day_high_balance=d["day_high_balance"],
             alerts_disarmed=set(d["alerts_disarmed"]),
             memo={k: float(v) for k, v in d["memo"].items()}, growth_counter=d["growth_counter"],
+            can_trade_losses=d.get("can_trade_losses", 0),
             flagged=set(d["flagged"]),
         )
         for raw in d["locks"]:
