@@ -66,3 +66,21 @@ def test_a_second_can_trade_loss_with_the_same_balance_gets_a_new_key() -> None:
     h.account(can_trade=True)
     second = one(h.account(can_trade=False), ActionKind.LOCK)
     assert second.idempotency_key != first.idempotency_key
+
+
+def test_restart_from_an_older_snapshot_does_not_reuse_an_executed_key() -> None:
+    """Chaos seed 40 with --kill: the snapshot lags the enforcer's store, so growth numbers may be handed
+    out again after a restart; the broker's fill ids still tell the new occurrence apart."""
+    h = Harness(MAX3)
+    h.trade(None, ES, tid=501)
+    first = one(h.position(ES, 5), ActionKind.REDUCE_POSITION)   # executed by the enforcer
+    older = h.engine.snapshot()
+    h.trade(-10.0, ES, tid=502)                 # our reduction …
+    h.position(ES, 3)
+    h.trade(None, ES, tid=503)                  # … and the trader's new fill: 5 again
+    h.engine = Engine.restore(older, h.config, h.clock, default_catalogue())   # killed, restarted
+    h.advance(6)
+    h.trade(-10.0, ES, tid=502)                 # the reconciliation feeds the missed fills first
+    h.trade(None, ES, tid=503)
+    again = one(h.position(ES, 5), ActionKind.REDUCE_POSITION)
+    assert again.idempotency_key != first.idempotency_key

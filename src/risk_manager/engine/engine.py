@@ -137,8 +137,8 @@ class Engine:
         cause = "config:" + hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
         for acct in self.accounts.values():
             for cid in sorted(acct.positions):
-                growth = acct.positions[cid].growth_seq
-                out.extend(self._evaluate(acct, Change(ChangeKind.POSITION, f"{cause}:{growth}", cid)))
+                growth, fill = acct.occurrence(acct.positions[cid])
+                out.extend(self._evaluate(acct, Change(ChangeKind.POSITION, f"{cause}:{growth}:{fill}", cid)))
         return self._finish(out)
 
     def register_contract(self, contract: Contract) -> ContractInfo:
@@ -171,8 +171,9 @@ class Engine:
             change = Change(ChangeKind.POSITION, "", p.contract_id)
             info = self.contracts.find(p.contract_id)
             acct.apply_position(p, event.action, now, info, self.prices.get(p.contract_id), change)
-            # The growth number tells a new occurrence (grown again to the same size) from this event re-seen.
-            change.key = f"position:{p.id}:{p.size}:{int(p.type)}:{change.occurrence}"
+            # growth number and last fill: a new occurrence (grown again to the same size) vs this event re-seen
+            growth, fill = change.occurrence
+            change.key = f"position:{p.id}:{p.size}:{int(p.type)}:{growth}:{fill}"
             holders = self._holders.setdefault(p.contract_id, set())
             if p.contract_id in acct.positions:
                 holders.add(acct.account_id)
@@ -270,9 +271,9 @@ class Engine:
         for aid in sorted(holders) if len(holders) > 1 else holders:
             acct = accounts[aid]
             if acct.reprice(cid, info, price):
-                growth = acct.positions[cid].growth_seq
-                if growth != change.occurrence:
-                    change.occurrence, change.key = growth, ""  # the cause names this account's position
+                occurrence = acct.occurrence(acct.positions[cid])
+                if occurrence != change.occurrence:
+                    change.occurrence, change.key = occurrence, ""  # the cause names this account's position
                 found = self._evaluate(acct, change)
                 if found:
                     out.extend(found)
@@ -493,12 +494,13 @@ class Engine:
         cid = action.contract_id
         if cid is not None:
             pos = acct.positions.get(cid)
-            situation = "flat" if pos is None else f"{pos.position_id}:{pos.size}:{int(pos.type)}:{pos.growth_seq}"
+            situation = ("flat" if pos is None
+                         else f"{pos.position_id}:{pos.size}:{int(pos.type)}:{acct.occurrence(pos)}")
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(o.id for o in acct.orders.values()
                                                                    if o.contract_id == cid))
         else:
-            situation = ";".join(f"{p.contract_id}:{p.position_id}:{p.size}:{int(p.type)}:{p.growth_seq}"
+            situation = ";".join(f"{p.contract_id}:{p.position_id}:{p.size}:{int(p.type)}:{acct.occurrence(p)}"
                                  for p in acct.positions.values())
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(acct.orders))
@@ -645,7 +647,8 @@ class Engine:
         listed = set(cmd.open_contract_ids)
         for cid in sorted(set(acct.positions) - listed):
             gone = acct.positions[cid]
-            change = Change(ChangeKind.POSITION, f"reconciled:{gone.position_id}:0:{gone.growth_seq}", cid)
+            growth, fill = acct.occurrence(gone)
+            change = Change(ChangeKind.POSITION, f"reconciled:{gone.position_id}:0:{growth}:{fill}", cid)
             acct.apply_position(Position(gone.position_id, acct.account_id, cid, self.ctx.now_dt, gone.type, 0,
                                          gone.average_price), UserEventAction.DELETE, now, None, None, change)
             self._holders.get(cid, set()).discard(acct.account_id)
