@@ -490,17 +490,18 @@ class Engine:
 
     def _signature(self, acct: AccountState, action: Action) -> str:
         """What an enforcement is about: the same request for an unchanged situation is not repeated
-        within RETRY_AFTER (it is still being executed), whatever event re-saw the breach."""
+        within RETRY_AFTER (it is still being executed), whatever event re-saw the breach. The growth
+        number is part of the situation (a position grown again is a new one); the last fill id is not:
+        the fills of our own flatten or reduction would otherwise make each of them ask again."""
         cid = action.contract_id
         if cid is not None:
             pos = acct.positions.get(cid)
-            situation = ("flat" if pos is None
-                         else f"{pos.position_id}:{pos.size}:{int(pos.type)}:{acct.occurrence(pos)}")
+            situation = "flat" if pos is None else f"{pos.position_id}:{pos.size}:{int(pos.type)}:{pos.growth_seq}"
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(o.id for o in acct.orders.values()
                                                                    if o.contract_id == cid))
         else:
-            situation = ";".join(f"{p.contract_id}:{p.position_id}:{p.size}:{int(p.type)}:{acct.occurrence(p)}"
+            situation = ";".join(f"{p.contract_id}:{p.position_id}:{p.size}:{int(p.type)}:{p.growth_seq}"
                                  for p in acct.positions.values())
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(acct.orders))
