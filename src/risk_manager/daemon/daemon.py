@@ -51,6 +51,7 @@ from risk_manager.engine import (
     Engine,
     EngineCommand,
     ManualLock,
+    Reconciled,
     RiskConfig,
     SnapshotError,
     StopsChecked,
@@ -746,6 +747,7 @@ class Daemon:
     def _on_fresh(self, connection: Connection, fresh: bool) -> None:
         connection.fresh = fresh
         if fresh:
+            self._drop_unlisted(connection)
             self._resubmit_due(force=True)   # what failed during the gap is tried again now
         self._notify_status()
 
@@ -805,6 +807,29 @@ class Daemon:
                 connection.reconciler.request("breaker_" + state.value)
         self._timer_wake.set()
         self._notify_status()
+
+    def _drop_unlisted(self, connection: Connection) -> None:
+        """After a reconciliation the mirror matches the broker. The engine may still hold positions and
+        working orders the mirror never had — those restored from a snapshot whose close/cancel came
+        while the daemon was down (the reconciler diffs against the mirror, empty after a restart) — and
+        a stale position makes an order under a lock look like one that only reduces it. `Reconciled`
+        drops them; what the REST comparison does not cover is left as the engine holds it."""
+        config = connection.client.config.state_reconciliation
+        for account_id in connection.account_ids:
+            protected = self.accounts[account_id]
+            held = protected.engine.accounts.get(account_id)
+            if held is None:
+                continue
+            mirror = protected.mirror
+            contracts = (tuple(c for c, p in mirror.positions.items() if p.size > 0) if config.compare_positions
+                         else tuple(held.positions))
+            orders = tuple(mirror.open_orders) if config.compare_orders else tuple(held.orders)
+            if set(held.positions) - set(contracts) or set(held.orders) - set(orders):
+                log_event(log, "engine_state_dropped", account=account_id,
+                          positions=",".join(sorted(set(held.positions) - set(contracts))),
+                          orders=",".join(map(str, sorted(set(held.orders) - set(orders)))),
+                          why="held by the engine (restored snapshot) but not listed by the broker")
+                self._enqueue(Reconciled(account_id, contracts, orders))
 
     def _on_hub_state(self, connection: Connection, hub: str, state: HubState) -> None:
         log_event(log, "hub_state", credentials=connection.credential.name, hub=hub, state=state.value)

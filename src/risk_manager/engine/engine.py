@@ -137,7 +137,8 @@ class Engine:
         cause = "config:" + hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
         for acct in self.accounts.values():
             for cid in sorted(acct.positions):
-                out.extend(self._evaluate(acct, Change(ChangeKind.POSITION, cause, cid)))
+                growth, fill = acct.occurrence(acct.positions[cid])
+                out.extend(self._evaluate(acct, Change(ChangeKind.POSITION, f"{cause}:{growth}:{fill}", cid)))
         return self._finish(out)
 
     def register_contract(self, contract: Contract) -> ContractInfo:
@@ -167,9 +168,12 @@ class Engine:
         elif isinstance(event, PositionEvent):
             p = event.position
             acct = self._account(p.account_id)
-            change = Change(ChangeKind.POSITION, f"position:{p.id}:{p.size}:{int(p.type)}", p.contract_id)
+            change = Change(ChangeKind.POSITION, "", p.contract_id)
             info = self.contracts.find(p.contract_id)
             acct.apply_position(p, event.action, now, info, self.prices.get(p.contract_id), change)
+            # growth number and last fill: a new occurrence (grown again to the same size) vs this event re-seen
+            growth, fill = change.occurrence
+            change.key = f"position:{p.id}:{p.size}:{int(p.type)}:{growth}:{fill}"
             holders = self._holders.setdefault(p.contract_id, set())
             if p.contract_id in acct.positions:
                 holders.add(acct.account_id)
@@ -195,8 +199,9 @@ class Engine:
         elif isinstance(event, AccountEvent):
             a = event.account
             acct = self._account(a.id)
-            change = Change(ChangeKind.ACCOUNT, f"account:{a.id}:{a.can_trade}:{a.balance:.2f}")
+            change = Change(ChangeKind.ACCOUNT, "")
             acct.apply_account(a, change)
+            change.key = f"account:{a.id}:{a.can_trade}:{a.balance:.2f}:{acct.can_trade_losses}"
             if change.can_trade_back:
                 out.extend(self._end_locks(acct, LockKind.UNTIL_CAN_TRADE, "the account can trade again",
                                            change.cause))
@@ -266,6 +271,9 @@ class Engine:
         for aid in sorted(holders) if len(holders) > 1 else holders:
             acct = accounts[aid]
             if acct.reprice(cid, info, price):
+                occurrence = acct.occurrence(acct.positions[cid])
+                if occurrence != change.occurrence:
+                    change.occurrence, change.key = occurrence, ""  # the cause names this account's position
                 found = self._evaluate(acct, change)
                 if found:
                     out.extend(found)
@@ -482,16 +490,18 @@ class Engine:
 
     def _signature(self, acct: AccountState, action: Action) -> str:
         """What an enforcement is about: the same request for an unchanged situation is not repeated
-        within RETRY_AFTER (it is still being executed), whatever event re-saw the breach."""
+        within RETRY_AFTER (it is still being executed), whatever event re-saw the breach. The growth
+        number is part of the situation (a position grown again is a new one); the last fill id is not:
+        the fills of our own flatten or reduction would otherwise make each of them ask again."""
         cid = action.contract_id
         if cid is not None:
             pos = acct.positions.get(cid)
-            situation = "flat" if pos is None else f"{pos.position_id}:{pos.size}:{int(pos.type)}"
+            situation = "flat" if pos is None else f"{pos.position_id}:{pos.size}:{int(pos.type)}:{pos.growth_seq}"
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(o.id for o in acct.orders.values()
                                                                    if o.contract_id == cid))
         else:
-            situation = ";".join(f"{p.contract_id}:{p.position_id}:{p.size}:{int(p.type)}"
+            situation = ";".join(f"{p.contract_id}:{p.position_id}:{p.size}:{int(p.type)}:{p.growth_seq}"
                                  for p in acct.positions.values())
             if action.kind is ActionKind.CANCEL_ORDERS:
                 situation += ":" + ",".join(str(o) for o in sorted(acct.orders))
@@ -638,7 +648,8 @@ class Engine:
         listed = set(cmd.open_contract_ids)
         for cid in sorted(set(acct.positions) - listed):
             gone = acct.positions[cid]
-            change = Change(ChangeKind.POSITION, f"reconciled:{gone.position_id}:0", cid)
+            growth, fill = acct.occurrence(gone)
+            change = Change(ChangeKind.POSITION, f"reconciled:{gone.position_id}:0:{growth}:{fill}", cid)
             acct.apply_position(Position(gone.position_id, acct.account_id, cid, self.ctx.now_dt, gone.type, 0,
                                          gone.average_price), UserEventAction.DELETE, now, None, None, change)
             self._holders.get(cid, set()).discard(acct.account_id)

@@ -60,13 +60,15 @@ class Change:
     can_trade_back: bool = False
     damaged: str = ""               # a field of the event that was not a finite number (ignored)
     quote_key: tuple[str, float | None, float] | None = None  # … or, for quotes, its parts (formatted lazily)
+    occurrence: tuple[int, int] = (0, 0)  # (growth_seq, last fill id) of the position concerned (docs/rules.md)
 
     @property
     def cause(self) -> str:
-        """The content key of the causing event; for a quote `quote:<contract>:<timestamp>:<price>`."""
+        """The content key of the causing event; for a quote `quote:<contract>:<timestamp>:<price>:<growth>`."""
         if self.quote_key is not None and not self.key:
             cid, stamp, price = self.quote_key
-            self.key = f"quote:{cid}:{'' if stamp is None else repr(stamp)}:{price:.10g}"
+            growth, fill = self.occurrence
+            self.key = f"quote:{cid}:{'' if stamp is None else repr(stamp)}:{price:.10g}:{growth}:{fill}"
         return self.key
 
 
@@ -158,11 +160,20 @@ class AccountState:
     alerts_disarmed: set[str] = field(default_factory=set)         # ladder keys that alerted (hysteresis)
     memo: dict[str, float] = field(default_factory=dict)             # action signature → emitted at
     growth_counter: int = 0
+    can_trade_losses: int = 0       # how often canTrade went false: tells a new loss from the same one re-seen
+    last_fill: dict[str, int] = field(default_factory=dict)         # contract → highest counted trade id
     open_pnl: float = 0.0          # sum over priced positions
     unpriced: int = 0              # open positions without a price or metadata
     flagged: set[str] = field(default_factory=set)                    # contracts already alerted as unknown
 
     # --- positions -------------------------------------------------------------------------------
+
+    def occurrence(self, pos: PositionState) -> tuple[int, int]:
+        """What tells this state of a position from an earlier one with the same id, size and side: its
+        growth number (robust to a fill's trade and position events arriving in either order) and the
+        highest fill id on its contract (broker-given, so a restart from an older snapshot, which may
+        hand out a growth number again, still gives a new occurrence a new key)."""
+        return pos.growth_seq, self.last_fill.get(pos.contract_id, 0)
 
     def apply_position(self, position: Position, action: UserEventAction, now: float,
                        info: ContractInfo | None, price: float | None, change: Change) -> None:
@@ -171,6 +182,7 @@ class AccountState:
         closing = action == UserEventAction.DELETE or position.size <= 0
         if closing:
             if current is not None:
+                change.occurrence = self.occurrence(current)
                 del self.positions[cid]
                 change.closed = True
                 self._reprice_total()
@@ -199,6 +211,7 @@ class AccountState:
             current.position_id = position.id
         if info is not None and current.symbol is None:
             current.symbol = info.symbol
+        change.occurrence = self.occurrence(current)
         self.mark(current, info, price)
         self._reprice_total()
 
@@ -291,6 +304,8 @@ class AccountState:
             return
         key = day.isoformat()
         self.trade_days[trade.id] = key
+        if trade.id > self.last_fill.get(trade.contract_id, 0):
+            self.last_fill[trade.contract_id] = trade.id
         totals = self.days.get(key)
         if totals is None:
             totals = self.days[key] = DayTotals()
@@ -324,6 +339,7 @@ class AccountState:
         self.name = account.name
         if self.can_trade is not False and not account.can_trade:
             change.can_trade_lost = True
+            self.can_trade_losses += 1
         if self.can_trade is False and account.can_trade:
             change.can_trade_back = True
         self.can_trade = account.can_trade
@@ -367,6 +383,7 @@ class AccountState:
             "locks": [lock.to_json() for lock in self.locks.values()],
             "alerts_disarmed": sorted(self.alerts_disarmed), "memo": dict(self.memo),
             "growth_counter": self.growth_counter, "flagged": sorted(self.flagged),
+            "can_trade_losses": self.can_trade_losses, "last_fill": dict(self.last_fill),
         }
 
     @classmethod
@@ -381,6 +398,8 @@ class AccountState:
             first_balance=d["first_balance"], eod_high=d["eod_high"], day_high_balance=d["day_high_balance"],
             alerts_disarmed=set(d["alerts_disarmed"]),
             memo={k: float(v) for k, v in d["memo"].items()}, growth_counter=d["growth_counter"],
+            can_trade_losses=d.get("can_trade_losses", 0),
+            last_fill={str(c): int(t) for c, t in d.get("last_fill", {}).items()},
             flagged=set(d["flagged"]),
         )
         for raw in d["locks"]:
