@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from risk_manager.cli.app import app
 from risk_manager.daemon.config_dir import DaemonConfigError, load_config_dir
 from risk_manager.daemon.config_templates import InitRefusedError, write_example_config
+from risk_manager.gateway.config import REAL_API_URL
 
 ENV = {"TOPSTEPX_USER": "trader", "TOPSTEPX_API_KEY": "secret-key-123"}
 
@@ -27,7 +28,7 @@ def test_init_templates_load(config_dir: Path) -> None:
     config = load_config_dir(config_dir, ENV)
     assert [a.name for a in config.accounts] == ["PRAC-V2-1001"]
     assert config.accounts[0].credential.user_name == "trader"
-    assert config.gateway.api.base_url == "https://api.topstepx.com/api"
+    assert config.gateway.api.base_url == REAL_API_URL   # the protocol doc's host, never contacted
     assert config.database_path == config_dir / "state" / "risk.db"
     assert config.retention.enforcement_log_days == 30
     assert config.risk.rules.daily_realized_loss.loss_limit == 500

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from risk_manager.gateway import GatewayConfig, GatewayConfigError
+from risk_manager.gateway.config import REAL_API_URL
 
 
 def test_defaults_match_the_seed_schema() -> None:
@@ -18,7 +19,7 @@ def test_defaults_match_the_seed_schema() -> None:
     assert c.error_handling.circuit_breaker.half_open_requests == 3
     assert c.order_management.idempotency.cache_ttl == 3600
     assert c.state_reconciliation.min_interval == 5000
-    assert c.api.base_url == "https://api.topstepx.com/api"
+    assert c.api.base_url == REAL_API_URL   # the protocol doc's host, never contacted
 
 
 def test_seed_yaml_keys_are_accepted_and_other_sections_ignored() -> None:

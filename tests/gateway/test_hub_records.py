@@ -57,5 +57,5 @@ def test_market_decoder_and_ws_url() -> None:
     h._handle_record(record("GatewayQuote", [{"lastPrice": 5000.25}]))  # contract id missing
     assert isinstance(h._queue.get_nowait(), QuoteEvent)
     assert h.stats.malformed == 1
-    assert websocket_url("https://rtc.topstepx.com/hubs/user", "a b") == "wss://rtc.topstepx.com/hubs/user?access_token=a+b"
+    assert websocket_url("https://rtc.example.invalid/hubs/user", "a b") == "wss://rtc.example.invalid/hubs/user?access_token=a+b"
     assert websocket_url("http://127.0.0.1:5/hubs/market?x=1", "t") == "ws://127.0.0.1:5/hubs/market?x=1&access_token=t"
