@@ -1,4 +1,6 @@
-"""Durations as written in configs and scenarios: `500ms`, `30s`, `15m`, `1h`, `1d`, or combined `1h30m`."""
+"""Durations as written in configs and scenarios: `500ms`, `30s`, `15m`, `1h`, `1d`, or combined `1h30m`.
+
+One parser for the risk config, the daemon's files and scenarios."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from datetime import timedelta
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
-DURATION_HELP = "a duration like 500ms, 30s, 15m, 1h, 1d or 1h30m (a bare number means seconds)"
+DURATION_HELP = "a duration like 30s, 15m, 1h or 1h30m (also 500ms, 2d; a bare YAML number means seconds)"
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
@@ -20,20 +22,16 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     elif isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
+        # A unit is required in text: "30" in a file could mean seconds or minutes, so it is refused.
         text = value.strip().lower().replace(" ", "")
-        if not text:
-            raise ValueError(f"expected {DURATION_HELP}, got an empty string")
-        try:
-            seconds = float(text)
-        except ValueError:
-            pos, seconds = 0, 0.0
-            for match in _PART.finditer(text):
-                if match.start() != pos:
-                    break
-                seconds += float(match.group(1)) * _UNITS[match.group(2)]
-                pos = match.end()
-            if pos != len(text) or pos == 0:
-                raise ValueError(f"expected {DURATION_HELP}, got {value!r}") from None
+        pos, seconds = 0, 0.0
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or pos == 0:
+            raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
     else:
         raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
     if seconds < 0:

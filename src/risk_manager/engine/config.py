@@ -27,47 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+from risk_manager.domain.durations import format_duration as format_duration  # re-exported: rules and docs use it
+from risk_manager.domain.durations import parse_duration as parse_duration
+
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`30s`, `15m`, `1h`, `1h30m`, `500ms`, `2d` or a number of seconds → timedelta (≥ 0)."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, bool):
-        raise ValueError("expected a duration like 30s, 15m or 1h, got a boolean")
-    elif isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        pos, seconds = 0, 0.0
-        for match in _DURATION_PART.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-            pos = match.end()
-        if not text or pos != len(text):
-            raise ValueError(f"expected a duration like 30s, 15m, 1h or 1h30m, got {value!r}")
-    else:
-        raise ValueError(f"expected a duration like 30s, 15m or 1h, got {type(value).__name__}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return timedelta(seconds=seconds)
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest `1h30m`/`45s`/`500ms` spelling of a duration (round-trips through parse_duration)."""
-    total_ms = round(value.total_seconds() * 1000)
-    if total_ms == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        count, total_ms = divmod(total_ms, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
 
 
 def parse_time_of_day(value: Any) -> time:
