@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import typer
@@ -27,13 +27,14 @@ from risk_manager.admin.log_view import read_log
 from risk_manager.admin.rules_editor import EditResult, RulesEditor
 from risk_manager.admin.rules_file import parse_value, rule_block, section_path, summaries
 from risk_manager.admin.rules_menu import RulesMenu
+from risk_manager.cli.refusals import refusals
 from risk_manager.engine.errors import ConfigError
 from risk_manager.health.config import ConfigFileError, read_config_section
 from risk_manager.logs import configure_logging, redact
 from risk_manager.notify import load_notifications, send_test
 from risk_manager.security import password as password_module
 from risk_manager.security.admin_directory import AdminDirectory
-from risk_manager.security.errors import PasswordBackoffError, SecurityError, WrongPasswordError
+from risk_manager.security.errors import SecurityError
 from risk_manager.security.gateway_check import DEFAULT_GATEWAY, check_credential
 from risk_manager.security.paths import CONFIG_DIR_ENV, AdminPaths
 from risk_manager.security.prompts import SecretReader
@@ -68,17 +69,8 @@ def _admin() -> None:
     configure_logging("WARNING")
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Turn typed security errors into one red line and an exit code; nothing else is caught."""
-    try:
-        yield
-    except (WrongPasswordError, PasswordBackoffError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(3) from None
-    except SecurityError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+def _refusals() -> AbstractContextManager[None]:
+    return refusals(err)
 
 
 def _directory(config: Path | None) -> AdminDirectory:

@@ -12,19 +12,18 @@ the daemon is not installed, not running or not ready.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from risk_manager.cli.refusals import refusals
 from risk_manager.health.config import DEFAULT_HOST, DEFAULT_PORT, ConfigFileError, read_health_config
 from risk_manager.health.probe import probe_ready
 from risk_manager.logs import configure_logging
 from risk_manager.security.admin_directory import AdminDirectory
-from risk_manager.security.errors import PasswordBackoffError, SecurityError, WrongPasswordError
 from risk_manager.security.paths import AdminPaths
 from risk_manager.security.prompts import SecretReader
 from risk_manager.service import systemd, windows
@@ -66,17 +65,8 @@ def _service() -> None:
     configure_logging("WARNING")
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Typed errors become one red line and an exit code; anything else is a bug and propagates."""
-    try:
-        yield
-    except (WrongPasswordError, PasswordBackoffError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(3) from None
-    except (SecurityError, ServiceError, ConfigFileError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+def _refusals() -> AbstractContextManager[None]:
+    return refusals(err, ServiceError, ConfigFileError, ValueError)
 
 
 def _say(text: str) -> None:
