@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import random
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +40,7 @@ from risk_manager.chaos.oracle import (
 )
 from risk_manager.daemon.daemon import Daemon
 from risk_manager.domain import AccountEvent, OrderEvent, PositionEvent, TradeEvent, UserEvent
-from risk_manager.logs import log_event
+from risk_manager.logs import configure_logging, log_event
 from risk_manager.replay.report import lock_row
 from risk_manager.replay.runner import ReplayRunner, scenario_risk
 from risk_manager.replay.scenario import Scenario, Step
@@ -295,19 +297,60 @@ def write_failure(result: RunResult, out: Path) -> Path:
     return path
 
 
+def _seed_in_worker(seed: int, accounts: int | None, minutes: float, kill: bool) -> RunResult:
+    """One run in a worker process of `run_many(jobs > 1)`: its own event loop, simulator and daemon."""
+    return asyncio.run(run_scenario(generate(seed, accounts=accounts, minutes=minutes), seed, kill=kill))
+
+
+def _init_worker(log_level: int) -> None:
+    configure_logging(log_level)
+
+
+def _unfinished(seed: int, accounts: int | None, minutes: float, exc: BaseException) -> RunResult:
+    """A run whose worker process died or raised: judged as a crash (the finding), never dropped."""
+    detail = f"the run's worker process failed: {type(exc).__name__}: {exc}"
+    log_event(log, "chaos_worker_failed", logging.ERROR, seed=seed, error=detail)
+    return RunResult(seed, generate(seed, accounts=accounts, minutes=minutes),
+                     Judgement([Violation("crash", None, None, detail)], 0, 0), 0.0)
+
+
 async def run_many(runs: int, seed: int, *, minutes: float = 1.0, accounts: int | None = None,
                    out: Path | None = None, on_result: Callable[[RunResult, Path | None], None] | None = None,
-                   kill: bool = False) -> Summary:
-    """Run `runs` scenarios for seeds `seed`, `seed + 1`, …; failing runs are written to `out`."""
+                   kill: bool = False, jobs: int = 1) -> Summary:
+    """Run `runs` scenarios for seeds `seed`, `seed + 1`, …; failing runs are written to `out`.
+
+    With `jobs > 1` the runs are spread over that many worker processes (each run is independent and
+    deterministic per seed: its own simulator, daemon, virtual clock and temporary folder), and
+    results arrive in completion order; `Summary.failed_seeds` is sorted either way.
+    """
     summary = Summary()
     started = time.perf_counter()
-    for s in range(seed, seed + runs):
-        result = await run_scenario(generate(s, accounts=accounts, minutes=minutes), s, kill=kill)
+
+    def take(result: RunResult) -> None:
         summary.add(result)
         written = write_failure(result, out) if out is not None and not result.clean else None
         if on_result is not None:
             on_result(result, written)
-        await asyncio.sleep(0)
+
+    if jobs <= 1:
+        for s in range(seed, seed + runs):
+            take(await run_scenario(generate(s, accounts=accounts, minutes=minutes), s, kill=kill))
+            await asyncio.sleep(0)
+    else:
+        loop = asyncio.get_running_loop()
+        level = logging.getLogger("risk_manager").getEffectiveLevel()
+        # `spawn`: a worker must not inherit this process's running event loop (as `fork` would).
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(level,)) as pool:
+            futures = {loop.run_in_executor(pool, _seed_in_worker, s, accounts, minutes, kill): s
+                       for s in range(seed, seed + runs)}
+            pending = set(futures)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in sorted(done, key=futures.__getitem__):
+                    exc = future.exception()
+                    take(future.result() if exc is None else _unfinished(futures[future], accounts, minutes, exc))
+    summary.failed_seeds.sort()
     summary.wall_s = time.perf_counter() - started
     return summary
 

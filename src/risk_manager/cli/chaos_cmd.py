@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -26,6 +27,8 @@ def chaos(
                                                     "it from what a kill -9 leaves on disk; check no lock is lost."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the summary as JSON here."),
     log_level: str = typer.Option("CRITICAL", "--log-level", help="Daemon/simulator log level (to stderr)."),
+    jobs: int = typer.Option(0, "--jobs", min=0, help="Runs at once, each in its own process (0: one per CPU core; "
+                                                     "1: all in this process, in seed order)."),
 ) -> None:
     """Chaos runs: random trading and faults, judged by an oracle. Exit 0 when every run is clean, 1 otherwise."""
     from risk_manager.chaos.runs import (  # imports the simulator and the daemon
@@ -66,12 +69,13 @@ def chaos(
         count += 1
         show(result, written, count)
 
+    workers = min(runs, jobs or os.cpu_count() or 1)
     summary = asyncio.run(run_many(runs, seed, minutes=minutes, accounts=accounts, out=out, on_result=progress,
-                                   kill=kill))
+                                   kill=kill, jobs=workers))
     data = summary.to_json()
     typer.echo("")
     typer.echo(f"chaos: {summary.runs} run(s), {summary.clean} clean, seeds {seed}–{seed + runs - 1}, "
-               f"{minutes:g} virtual minute(s) each{', 2 kills each' if kill else ''}, "
+               f"{minutes:g} virtual minute(s) each{', 2 kills each' if kill else ''}, {workers} process(es), "
                f"wall time {summary.wall_s:.1f} s "
                f"(median {data['run_wall_s_median']} s per run)")
     typer.echo(f"daemon actions done: {data['daemon_actions_done']}; kills: {data['kills']}; breaches still open "
