@@ -15,7 +15,6 @@ import json
 import logging
 import multiprocessing
 import random
-import shutil
 import tempfile
 import time
 import traceback
@@ -27,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from risk_manager.chaos.daemon_process import ProcessDaemon
 from risk_manager.chaos.generator import generate, to_yaml
 from risk_manager.chaos.oracle import (
     History,
@@ -38,97 +38,116 @@ from risk_manager.chaos.oracle import (
     Window,
     judge,
 )
-from risk_manager.daemon.daemon import Daemon
+from risk_manager.daemon.daemon import DaemonOptions
 from risk_manager.domain import AccountEvent, OrderEvent, PositionEvent, TradeEvent, UserEvent
 from risk_manager.logs import configure_logging, log_event
-from risk_manager.replay.report import lock_row
-from risk_manager.replay.runner import ReplayRunner, scenario_risk
+from risk_manager.replay.runner import QUIET_TIMEOUT_S, ReplayError, ReplayRunner, scenario_risk
 from risk_manager.replay.scenario import Scenario, Step
 
 log = logging.getLogger("risk_manager.chaos")
 
+MAX_KILL_DELAY_S = 0.005   # a kill lands 0–5 ms (wall time) after its step was performed
 _KIND = {AccountEvent: "accounts", OrderEvent: "orders", PositionEvent: "positions", TradeEvent: "trades"}
 
 
 class KillingRunner(ReplayRunner):
-    """A replay that kills the daemon at chosen steps and restarts it from what a `kill -9` leaves on disk.
+    """A replay whose daemon runs in a child process that is killed with SIGKILL at chosen steps and
+    restarted on the same database files (docs/reliability.md, "Kill mode").
 
-    At each chosen step, once the system is quiet, the daemon's database files (`risk.db` and its
-    WAL) are copied as they are on disk *while the daemon still runs* — exactly what a `kill -9`
-    would leave behind — then the old daemon is closed and a new one starts on the copy, against the
-    same simulator. The locks in force before (the old engines) and after (the new engines, restored
-    from the copy) are recorded for the oracle's `lost_lock` check.
+    At each chosen step the locks in force at the last quiet point (before the step) are noted, the
+    step is performed, and after a random wall-clock wait of 0–`MAX_KILL_DELAY_S` (seeded: some kills
+    land while the daemon is still processing or enforcing the step, some after) the child gets
+    `SIGKILL`. Once it is dead and the simulator has dropped its connections and answered what it had
+    already sent, a new child starts on the same files — what the kill left — against the same
+    simulator; once quiet, its locks are noted for the oracle's `lost_lock` check.
     """
 
-    def __init__(self, scenario: Scenario, workdir: Path, kill_steps: set[int], source: str) -> None:
+    def __init__(self, scenario: Scenario, workdir: Path, kill_steps: set[int], source: str,
+                 seed: int = 0) -> None:
         super().__init__(scenario, scenario_risk(scenario), workdir, source)
         self.kill_steps = kill_steps
         self.kills = 0
+        self.kill_delays_ms: list[float] = []
+        self.restart_ms: list[float] = []
         self.locks_before: list[str] = []
         self.locks_after: list[str] = []
+        self._rng = random.Random(seed * 7_919 + 11)
         self._kill_pending = False
-        self._killing = False
         self._sent_before_restart = 0
+        self._earlier_rows: list[dict[str, Any]] = []
 
-    def _hub_received(self) -> int:
-        # The runner waits until the daemon has received every hub record the simulator sent; records
-        # sent to a killed daemon count as received (the new one reconciles what they carried).
-        return super()._hub_received() + self._sent_before_restart
+    def new_daemon(self, options: DaemonOptions) -> ProcessDaemon:
+        return ProcessDaemon(options)
+
+    def hub_target(self) -> int:
+        # The child counts only the hub records it received itself: records sent to a killed child
+        # are not for the new one (it reconciles what they carried).
+        return super().hub_target() - self._sent_before_restart
 
     async def _perform(self, index: int, step: Step) -> None:
+        self._kill_pending = self._kill_pending or index in self.kill_steps
+        before = await self._locks_in_force(step) if self._kill_pending else []
         await super()._perform(index, step)
-        if index in self.kill_steps:
-            self._kill_pending = True
-
-    async def quiet(self) -> None:
-        await super().quiet()
-        # A kill during a REST cut is postponed to the first quiet moment after it: the daemon's
-        # start-up does not retry a failed login (it exits with DaemonStartError and leaves the
-        # restart to the service manager), which is not what this check is about.
-        if self._kill_pending and not self._killing and not self.sim.faults.is_cut("rest"):
+        # A kill during a REST cut is postponed to the first step after it: the daemon's start-up does
+        # not retry a failed login (it exits with DaemonStartError and leaves the restart to the
+        # service manager), which is not what this check is about.
+        if self._kill_pending and not self.sim.faults.is_cut("rest"):
             self._kill_pending = False
-            self._killing = True
-            try:
-                await self._kill_and_restart()
-            finally:
-                self._killing = False
+            await self._kill_and_restart(before)
 
-    def _locks(self, daemon: Daemon) -> list[str]:
-        now = self.clock.now()
-        rows = []
-        for account_id, protected in daemon.accounts.items():
-            for lock in protected.engine.locks(account_id):
-                if lock.until is None or lock.until > now:
-                    rows.append(json.dumps(lock_row(lock), sort_keys=True))
-        return sorted(rows)
+    async def _locks_in_force(self, step: Step) -> list[str]:
+        """The locks in force now, less those the step itself may end (a `can_trade` flip back to true
+        ends that account's RULE-010 lock)."""
+        assert self.daemon is not None
+        rows = await self.daemon.locks()
+        if step.account is not None and step.account.can_trade:
+            ended = (step.account.id, "until_can_trade")
+            rows = [r for r in rows if (lock := json.loads(r)) and (lock["account"], lock["kind"]) != ended]
+        return rows
 
-    async def _kill_and_restart(self) -> None:
+    async def _kill_and_restart(self, before: list[str]) -> None:
         old = self.daemon
-        assert old is not None
+        assert isinstance(old, ProcessDaemon) and self.options is not None
         self.kills += 1
-        source = old.options.database_path
-        target = self.workdir / f"after-kill-{self.kills}" / source.name
-        before = self._locks(old)
-        await asyncio.to_thread(_copy_database, source, target)
-        await old.aclose()
-        self._sent_before_restart = self._hub_sent()
-        self.daemon = Daemon(replace(old.options, database_path=target))
+        self._earlier_rows.append(await old.report())   # what it reported at the last quiet point
+        delay = self._rng.uniform(0.0, MAX_KILL_DELAY_S)
+        await asyncio.sleep(delay)       # the simulator (this process) goes on serving the child meanwhile
+        old.kill()
+        await old.wait_dead()
+        await self._wait_disconnected()
+        started = time.perf_counter()
+        self._sent_before_restart = super().hub_target()
+        self.daemon = self.new_daemon(replace(self.options, clock=self.clock))
         await self.daemon.start()
-        await super().quiet()
-        after = self._locks(self.daemon)
+        self.restart_ms.append((time.perf_counter() - started) * 1000)
+        await self.quiet()
+        after = await self.daemon.locks()
+        self.kill_delays_ms.append(delay * 1000)
         self.locks_before += [f"{row} (kill {self.kills})" for row in before]
         self.locks_after += [f"{row} (kill {self.kills})" for row in after]
         log_event(log, "chaos_daemon_killed", kill=self.kills, at=self.clock.now().isoformat(),
-                  locks_before=len(before), locks_after=len(after))
+                  delay_ms=round(delay * 1000, 2), locks_before=len(before), locks_after=len(after))
 
+    async def _wait_disconnected(self) -> None:
+        """Until the simulator has dropped the dead child's hub connections and answered every request it
+        had received: after that, every hub record it sends is for the new child."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + QUIET_TIMEOUT_S
+        # The simulator notices the closed sockets on its own loop turns; bounded.
+        while self.sim.hubs.connections and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        if self.sim.hubs.connections:
+            raise ReplayError("the simulator kept the killed daemon's hub connections open")
+        await self.sim.wait_quiet(timeout=QUIET_TIMEOUT_S)
 
-def _copy_database(source: Path, target: Path) -> None:
-    """The database as a `kill -9` leaves it: the main file and its WAL, copied while the daemon runs."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        path = source.with_name(source.name + suffix)
-        if path.exists():
-            shutil.copyfile(path, target.with_name(target.name + suffix))
+    async def daemon_rows(self) -> dict[str, Any]:
+        rows = await super().daemon_rows()
+        merged: dict[str, Any] = {"actions": [], "locks": [], "alerts": [], "locked": rows["locked"]}
+        for part in (*self._earlier_rows, rows):
+            merged["actions"] += part["actions"]
+            merged["alerts"] += part["alerts"]
+            merged["locks"] += [row for row in part["locks"] if row not in merged["locks"]]
+        return merged
 
 
 class _Recording:
@@ -226,7 +245,7 @@ async def run_scenario(scenario: Scenario, seed: int = 0, *, kill: bool = False)
     report: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="risk-manager-chaos-") as tmp:
         source = f"<chaos seed {seed}>"
-        runner = (KillingRunner(scenario, Path(tmp), kill_steps(scenario, seed), source) if kill
+        runner = (KillingRunner(scenario, Path(tmp), kill_steps(scenario, seed), source, seed) if kill
                   else ReplayRunner(scenario, scenario_risk(scenario), Path(tmp), source))
         recording = _Recording(runner)
         try:

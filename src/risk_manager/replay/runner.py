@@ -16,19 +16,26 @@ The simulator runs in-process on 127.0.0.1 (port 0); the daemon talks to it over
    the state reconciled (unless the circuit breaker refuses even urgent calls: then the
    reconciliation waits for the breaker's next probe, one of `daemon.next_deadline()`, which step 1
    reaches).
+
+The runner talks to the daemon through a `DaemonHandle`: `LocalDaemon` (the daemon in this process,
+on the runner's own clock — what `risk-manager replay` uses) or, for `chaos --kill`, a daemon in a
+child process that can be killed with SIGKILL (`risk_manager.chaos.daemon_process.ProcessDaemon`),
+whose clock the runner sets through its control channel (`set_time`). The daemon's side of "quiet"
+(`settle`) is written once, in `LocalDaemon`; the child process runs a `LocalDaemon` too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from risk_manager.daemon.config_dir import AccountSpec, Credential
 from risk_manager.daemon.daemon import Daemon, DaemonOptions
@@ -36,7 +43,7 @@ from risk_manager.domain import Catalogue, CatalogueEntry, Contract, VirtualCloc
 from risk_manager.engine import ConfigError, RiskConfig, load_risk_config, parse_risk_config, parse_rules_block
 from risk_manager.gateway import GatewayClient, GatewayConfig, HubState, MemoryTokenStore, Reconciler
 from risk_manager.logs import log_event
-from risk_manager.replay.report import build_report, order_row, position_row
+from risk_manager.replay.report import build_report, lock_row, order_row, position_row
 from risk_manager.replay.scenario import Scenario, ScenarioError, Step
 from risk_manager.sim import SimAccount, SimConfig, Simulator, TraderError
 
@@ -57,6 +64,125 @@ MAX_DEADLINES_PER_STEP = 10_000
 
 class ReplayError(RuntimeError):
     """The replay could not run to the end (an internal problem, exit code 1)."""
+
+
+# What `DaemonHandle.settle` found: nothing left to do on the daemon's side, still busy, or a market
+# hub that had to reconnect (the runner then starts its count of calm rounds again).
+Settled = Literal["calm", "busy", "reconnected"]
+
+
+class DaemonHandle(Protocol):
+    """What the runner asks of the daemon under test (in this process or in a child process)."""
+
+    async def start(self) -> None:
+        """Start the daemon; returns once it protects (raises `DaemonStartError` otherwise)."""
+
+    async def aclose(self) -> None:
+        """Stop the daemon (graceful shutdown: flush, close)."""
+
+    async def set_time(self, now: datetime) -> None:
+        """The virtual clock moved to `now` (the daemon's clock must read it before the next event)."""
+
+    async def next_deadline(self) -> datetime | None:
+        """`Daemon.next_deadline()`."""
+
+    async def on_clock_advanced(self) -> None:
+        """`Daemon.on_clock_advanced()`: run what is due at the clock's time."""
+
+    async def settle(self, hub_sent: int, *, reconcile: bool, market: bool, timeout_s: float) -> Settled:
+        """The daemon's part of one round of `ReplayRunner.quiet` (see `LocalDaemon.settle`)."""
+
+    async def locks(self) -> list[str]:
+        """The locks in force now, one sorted JSON row (`lock_row`) each."""
+
+    async def report(self) -> dict[str, Any]:
+        """`actions`, `locks`, `alerts` rows of the replay report and `locked` (account id → bool)."""
+
+
+class LocalDaemon:
+    """The daemon in this process, on the runner's clock (`set_time` has nothing to do)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def start(self) -> None:
+        await self.daemon.start()
+
+    async def aclose(self) -> None:
+        await self.daemon.aclose()
+
+    async def set_time(self, now: datetime) -> None:
+        clock = self.daemon.clock
+        if isinstance(clock, VirtualClock) and clock.now() != now:
+            clock.set(now)
+
+    async def next_deadline(self) -> datetime | None:
+        return self.daemon.next_deadline()
+
+    async def on_clock_advanced(self) -> None:
+        await self.daemon.on_clock_advanced()
+
+    def hub_received(self) -> int:
+        total = 0
+        for connection in self.daemon.connections:
+            for hub in (connection.client.user_hub, connection.client.market_hub):
+                total += hub.stats.events + hub.stats.malformed + hub.stats.unknown_targets
+        return total
+
+    async def settle(self, hub_sent: int, *, reconcile: bool, market: bool, timeout_s: float) -> Settled:
+        """Every hub record the simulator sent (`hub_sent` of them) received (bounded: records lost in a cut
+        never arrive), every event processed and nothing enforced (`idle`); with `reconcile` every
+        connection reconciled, with `market` every market hub connected — within `timeout_s`."""
+        daemon = self.daemon
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        delivered = loop.time() + 0.5   # hub records lost in a cut never arrive: wait a bounded time
+        # Counters of two components (no event to wait on); the loop is bounded.
+        while self.hub_received() < hub_sent and loop.time() < delivered:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        await daemon.idle()
+        if reconcile:
+            for connection in daemon.connections:
+                if connection.reconciler is not None and not connection.fresh:
+                    await self._wait_fresh(connection.reconciler, connection.client, deadline)
+                    await daemon.idle()
+        if market:
+            for connection in daemon.connections:
+                hub = connection.client.market_hub
+                if hub.state is not HubState.CONNECTED:
+                    try:
+                        await hub.wait_connected(max(0.01, deadline - loop.time()))
+                    except TimeoutError:
+                        raise ReplayError("the daemon's market hub did not reconnect after the cut") from None
+                    return "reconnected"
+        return "busy" if daemon.busy else "calm"
+
+    async def _wait_fresh(self, reconciler: Reconciler, client: GatewayClient, deadline: float) -> None:
+        """Until reconciled — or until the circuit breaker refuses even urgent calls: then the
+        reconciliation waits for clock time (the breaker's next probe, one of `daemon.next_deadline()`),
+        which only `ReplayRunner._advance_to` moves."""
+        loop = asyncio.get_running_loop()
+        while not reconciler.fresh and client.breaker.admits(urgent=True):
+            if loop.time() > deadline:
+                raise ReplayError("the daemon did not reconcile after the connection came back "
+                                  f"(user hub {client.user_hub.state.value}, breaker {client.breaker.state.value})")
+            with contextlib.suppress(TimeoutError):
+                await reconciler.wait_fresh(0.02)
+
+    async def locks(self) -> list[str]:
+        now = self.daemon.clock.now()
+        rows = []
+        for account_id, protected in self.daemon.accounts.items():
+            for lock in protected.engine.locks(account_id):
+                if lock.until is None or lock.until > now:
+                    rows.append(json.dumps(lock_row(lock), sort_keys=True))
+        return sorted(rows)
+
+    async def report(self) -> dict[str, Any]:
+        daemon = self.daemon
+        rows = build_report("", daemon.outcomes, daemon.alerts, {}, {})
+        locked = {str(i): bool(p.engine.locks(i)) for i, p in daemon.accounts.items()}
+        return {"actions": rows["actions"], "locks": rows["locks"], "alerts": rows["alerts"], "locked": locked}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +230,13 @@ class ReplayRunner:
         self.sim = Simulator(SimConfig(
             accounts=[SimAccount(a.id, a.display_name, a.balance, a.can_trade) for a in scenario.accounts],
             quote_feed="scripted", fees=scenario.fees, clock=self.clock, catalogue=_catalogue(scenario)))
-        self.daemon: Daemon | None = None
+        self.daemon: DaemonHandle | None = None
+        self.options: DaemonOptions | None = None
         self._cut_ends: list[datetime] = []
+
+    def new_daemon(self, options: DaemonOptions) -> DaemonHandle:
+        """The daemon under test for `options` (not started): here, in this process."""
+        return LocalDaemon(Daemon(options))
 
     async def run(self) -> dict[str, Any]:
         await self.sim.start("127.0.0.1", 0)
@@ -113,16 +244,17 @@ class ReplayRunner:
             gateway = GatewayConfig.for_server(self.sim.base_url, REPLAY_GATEWAY_OVERRIDES)
             credential = Credential("replay", "replay", "replay-api-key")
             accounts = tuple(AccountSpec(a.id, None, credential, self.risk) for a in self.scenario.accounts)
-            self.daemon = Daemon(DaemonOptions(
+            self.options = DaemonOptions(
                 gateway=gateway, accounts=accounts, database_path=self.workdir / "risk.db", clock=self.clock,
-                run_timers=False, durable_fsync=False, token_store=MemoryTokenStore))
+                run_timers=False, durable_fsync=False, token_store=MemoryTokenStore)
+            self.daemon = self.new_daemon(self.options)
             await self.daemon.start()
             await self.quiet()
             for index, step in enumerate(self.scenario.steps):
                 await self._advance_to(self.scenario.at(step))
                 await self._perform(index, step)
                 await self.quiet()
-            return self._report()
+            return await self._report()
         finally:
             if self.daemon is not None:
                 await self.daemon.aclose()
@@ -134,7 +266,8 @@ class ReplayRunner:
         assert daemon is not None
         for _ in range(MAX_DEADLINES_PER_STEP):
             now = self.clock.now()
-            candidates = [d for d in (daemon.next_deadline(), *self._cut_ends) if d is not None and now < d <= target]
+            candidates = [d for d in (await daemon.next_deadline(), *self._cut_ends)
+                          if d is not None and now < d <= target]
             if not candidates:
                 break
             await self._tick(min(candidates))
@@ -146,6 +279,7 @@ class ReplayRunner:
     async def _tick(self, when: datetime) -> None:
         assert self.daemon is not None
         self.clock.set(when)
+        await self.daemon.set_time(when)
         await self.sim.poll()
         await self.daemon.on_clock_advanced()
         await self.quiet()
@@ -200,15 +334,8 @@ class ReplayRunner:
             faults.drop_events(fault.drop_events.hub, fault.drop_events.count)
 
     # ------------------------------------------------------------------------------------ quiet
-    def _hub_received(self) -> int:
-        assert self.daemon is not None
-        total = 0
-        for connection in self.daemon.connections:
-            for hub in (connection.client.user_hub, connection.client.market_hub):
-                total += hub.stats.events + hub.stats.malformed + hub.stats.unknown_targets
-        return total
-
-    def _hub_sent(self) -> int:
+    def hub_target(self) -> int:
+        """How many hub records the daemon must have received: every one the simulator sent."""
         sent = self.sim.recorder.hub_sent
         return sent[-1].seq if sent else 0
 
@@ -224,60 +351,34 @@ class ReplayRunner:
         calm = 0
         while calm < 2:
             await self.sim.wait_quiet(timeout=QUIET_TIMEOUT_S)
-            delivered = loop.time() + 0.5   # hub records lost in a cut never arrive: wait a bounded time
-            # Counters of two components (no event to wait on); the loop is bounded.
-            while self._hub_received() < self._hub_sent() and loop.time() < delivered:  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
-            await daemon.idle()
-            if not self._cut_active("user_hub") and not self._cut_active("rest"):
-                for connection in daemon.connections:
-                    if connection.reconciler is not None and not connection.fresh:
-                        await self._wait_fresh(connection.reconciler, connection.client, deadline)
-                        await daemon.idle()
-            if not self._cut_active("market_hub"):
-                for connection in daemon.connections:
-                    hub = connection.client.market_hub
-                    if hub.state is not HubState.CONNECTED:
-                        try:
-                            await hub.wait_connected(max(0.01, deadline - loop.time()))
-                        except TimeoutError:
-                            raise ReplayError("the daemon's market hub did not reconnect after the cut") from None
-                        calm = 0
-                        continue
-            busy = daemon.busy or self.sim.rest.in_flight or self.sim.hubs.busy
+            settled = await daemon.settle(
+                self.hub_target(), reconcile=not self._cut_active("user_hub") and not self._cut_active("rest"),
+                market=not self._cut_active("market_hub"), timeout_s=deadline - loop.time())
+            if settled == "reconnected":
+                calm = 0
+                continue
+            busy = settled == "busy" or self.sim.rest.in_flight or self.sim.hubs.busy
             calm = 0 if busy else calm + 1
             if loop.time() > deadline:
                 raise ReplayError(f"the system did not go quiet within {QUIET_TIMEOUT_S:g} s")
             await asyncio.sleep(0)
 
-    async def _wait_fresh(self, reconciler: Reconciler, client: GatewayClient, deadline: float) -> None:
-        """Until reconciled — or until the circuit breaker refuses even urgent calls: then the
-        reconciliation waits for clock time (the breaker's next probe, one of `daemon.next_deadline()`),
-        which only `_advance_to` moves."""
-        loop = asyncio.get_running_loop()
-        while not reconciler.fresh and client.breaker.admits(urgent=True):
-            if loop.time() > deadline:
-                raise ReplayError("the daemon did not reconcile after the connection came back "
-                                  f"(user hub {client.user_hub.state.value}, breaker {client.breaker.state.value})")
-            with contextlib.suppress(TimeoutError):
-                await reconciler.wait_fresh(0.02)
-
     # ------------------------------------------------------------------------------------ report
-    def _report(self) -> dict[str, Any]:
+    async def _report(self) -> dict[str, Any]:
         daemon = self.daemon
         assert daemon is not None
+        rows = await self.daemon_rows()
         broker = self.sim.broker
         final: dict[str, dict[str, Any]] = {}
         for account in self.scenario.accounts:
             snapshot = broker.account(account.id)
-            protected = daemon.accounts.get(account.id)
             final[str(account.id)] = {
                 "positions": [position_row(p) for p in broker.positions(account.id) if p.size > 0],
                 "open_orders": [order_row(o) for o in broker.open_orders(account.id)],
                 "realized_pnl": round(broker.realized_pnl(account.id), 2),
                 "fees": round(broker.fees(account.id), 2),
                 "balance": round(snapshot.balance, 2),
-                "locked": bool(protected is not None and protected.engine.locks(account.id)),
+                "locked": bool(rows["locked"].get(str(account.id), False)),
                 "can_trade": snapshot.can_trade,
             }
         recorder = self.sim.recorder
@@ -287,7 +388,14 @@ class ReplayRunner:
             "requests": len(recorder.requests),
             "http_429": recorder.http_429,
         }
-        return build_report(self.scenario.name, daemon.outcomes, daemon.alerts, final, counters)
+        report = build_report(self.scenario.name, (), (), final, counters)
+        report.update(actions=rows["actions"], locks=rows["locks"], alerts=rows["alerts"])
+        return report
+
+    async def daemon_rows(self) -> dict[str, Any]:
+        """The daemon's `report()` rows (a runner that restarts the daemon adds the earlier daemons')."""
+        assert self.daemon is not None
+        return await self.daemon.report()
 
 
 async def replay(scenario: Scenario, rules_file: Path | None = None, *, source: str = "<scenario>",
