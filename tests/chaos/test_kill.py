@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -63,3 +64,57 @@ async def test_kill_runs_are_deterministic_per_seed() -> None:
     assert len(kill_steps(scenario, 5)) == 2
     result = await run_scenario(scenario, 5, kill=True)
     assert result.clean, result.judgement.violations
+
+
+TOO_MANY = {
+    "name": "a max-contracts breach, killed while the daemon enforces it",
+    "start": "2026-03-03T15:00:00Z",
+    "accounts": [{"id": 1001}],
+    "rules": {"max_contracts": {"enabled": True, "limit": 2}},
+    "steps": [
+        {"at": "0s", "quote": {"symbol": "ES", "price": 6800.0}},
+        {"at": "1s", "order": {"account": 1001, "symbol": "ES", "side": "buy", "size": 2, "type": "market",
+                               "tag": "t-1"}},
+        {"at": "2s", "order": {"account": 1001, "symbol": "ES", "side": "buy", "size": 3, "type": "market",
+                               "tag": "t-2"}},                               # 5 > 2: killed while it reduces
+        {"at": "5s", "quote": {"symbol": "ES", "price": 6801.0}},
+        {"at": "10s", "advance": True},
+    ],
+}
+ENFORCING = ("close", "partialClose")
+
+
+class KillWhileEnforcing(KillingRunner):
+    """Kills the child the moment the simulator has received its first enforcement request of the step."""
+
+    async def wait_before_kill(self) -> float:
+        intents = self.sim.recorder.intents
+        already = sum(1 for i in intents if i.kind in ENFORCING)
+        started = asyncio.get_running_loop().time()
+        while sum(1 for i in intents if i.kind in ENFORCING) == already:
+            assert asyncio.get_running_loop().time() - started < 5, "the daemon never started enforcing"
+            await asyncio.sleep(0)
+        self.reached = [i.kind for i in intents if i.kind in ENFORCING]
+        return asyncio.get_running_loop().time() - started
+
+
+async def test_a_kill_in_the_middle_of_enforcement_neither_repeats_nor_loses_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL, logger="risk_manager")   # restored after the test
+    scenario = parse_scenario(TOO_MANY)
+    runner = KillWhileEnforcing(scenario, tmp_path, {2}, "<test>")
+    recording = Recording(runner)
+    report = await runner.run()
+    assert runner.kills == 1
+    assert runner.reached == ["partialClose"]   # the killed child's request reached the simulator
+    history = history_of(scenario, recording, None)
+    history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
+    result = judge(history)
+    assert result.clean, result.violations                      # no duplicate order, no flip, no missed breach
+    assert report["broker"]["duplicate_orders"] == 0
+    reduces = [i for i in runner.sim.recorder.intents if i.kind in ENFORCING]
+    assert len(reduces) == 1, reduces                           # the new daemon did not reduce a second time
+    assert [(p["side"], p["size"]) for p in report["final"]["1001"]["positions"]] == [("long", 2)]
+    # The new daemon either took the stored action over and verified it done (if the killed child had
+    # stored it), or found nothing left to do: never a second request.
+    assert [(a["action"], a["status"]) for a in report["actions"]] in ([("reduce_position", "done")], [])

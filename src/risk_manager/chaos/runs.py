@@ -86,13 +86,16 @@ class KillingRunner(ReplayRunner):
 
     async def _perform(self, index: int, step: Step) -> None:
         self._kill_pending = self._kill_pending or index in self.kill_steps
-        before = await self._locks_in_force(step) if self._kill_pending else []
+        if self._kill_pending:   # the last quiet point before the kill: what the daemon holds and reported
+            assert self.daemon is not None
+            before, reported = await self._locks_in_force(step), await self.daemon.report()
         await super()._perform(index, step)
         # A kill during a REST cut is postponed to the first step after it: the daemon's start-up does
         # not retry a failed login (it exits with DaemonStartError and leaves the restart to the
         # service manager), which is not what this check is about.
         if self._kill_pending and not self.sim.faults.is_cut("rest"):
             self._kill_pending = False
+            self._earlier_rows.append(reported)   # (outcomes after the quiet point die with the child)
             await self._kill_and_restart(before)
 
     async def _locks_in_force(self, step: Step) -> list[str]:
@@ -109,9 +112,7 @@ class KillingRunner(ReplayRunner):
         old = self.daemon
         assert isinstance(old, ProcessDaemon) and self.options is not None
         self.kills += 1
-        self._earlier_rows.append(await old.report())   # what it reported at the last quiet point
-        delay = self._rng.uniform(0.0, MAX_KILL_DELAY_S)
-        await asyncio.sleep(delay)       # the simulator (this process) goes on serving the child meanwhile
+        delay = await self.wait_before_kill()
         old.kill()
         await old.wait_dead()
         await self._wait_disconnected()
@@ -127,6 +128,13 @@ class KillingRunner(ReplayRunner):
         self.locks_after += [f"{row} (kill {self.kills})" for row in after]
         log_event(log, "chaos_daemon_killed", kill=self.kills, at=self.clock.now().isoformat(),
                   delay_ms=round(delay * 1000, 2), locks_before=len(before), locks_after=len(after))
+
+    async def wait_before_kill(self) -> float:
+        """The wait between performing a kill step and the kill: random, 0–`MAX_KILL_DELAY_S` of wall time
+        (seeded), during which the simulator (this process) goes on serving the child. Returns it, in s."""
+        delay = self._rng.uniform(0.0, MAX_KILL_DELAY_S)
+        await asyncio.sleep(delay)
+        return delay
 
     async def _wait_disconnected(self) -> None:
         """Until the simulator has dropped the dead child's hub connections and answered every request it
