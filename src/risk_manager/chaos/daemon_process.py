@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import time
 from dataclasses import replace
 from datetime import datetime
 from multiprocessing.context import ForkServerContext
@@ -39,10 +40,13 @@ from risk_manager.replay.runner import LocalDaemon, ReplayError, Settled
 
 log = logging.getLogger("risk_manager.chaos.process")
 
-# Imported once by the fork server; every child is a fork of it with these loaded.
+# Imported once by the fork server; every child is a fork of it with these loaded: the daemon's modules,
+# what httpx imports only when its first client is made (~45 ms), and the `risk-manager` command's own
+# module (multiprocessing runs the parent's main script again in every child: cheap once it is loaded).
 PRELOAD = ["risk_manager.chaos.daemon_process", "risk_manager.daemon.daemon", "risk_manager.gateway",
            "risk_manager.engine", "risk_manager.enforcement", "risk_manager.store", "aiohttp", "httpx",
-           "websockets", "pydantic"]
+           "httpcore", "h11", "anyio", "anyio._backends._asyncio", "sniffio", "websockets", "pydantic",
+           "risk_manager.cli.app"]
 CALL_TIMEOUT_S = 60.0    # a control call's answer (settle waits at most the runner's quiet timeout itself)
 CLOSE_TIMEOUT_S = 10.0
 _LINE_LIMIT = 16 * 1024 * 1024   # a report of a long run is one line
@@ -69,6 +73,9 @@ class ProcessDaemon:
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
         self.killed = False
+        self.fork_ms: float | None = None    # `Process.start()`: the fork server forks a ready child
+        self.start_ms: float | None = None   # then the child's start-up until the daemon protects, of which
+        self.daemon_start_ms: float | None = None   # the daemon's own start (login … reconciliation)
 
     @property
     def pid(self) -> int | None:
@@ -81,14 +88,21 @@ class ProcessDaemon:
         level = logging.getLogger("risk_manager").getEffectiveLevel()
         process = _fork_server().Process(target=_child_main, args=(child_end, options, level),
                                          name="risk-manager-chaos-daemon", daemon=True)
+        started = time.perf_counter()
         try:
             await asyncio.to_thread(process.start)
         finally:
             child_end.close()
+        forked = time.perf_counter()
+        self.fork_ms = (forked - started) * 1000
         self.process = process
         self._reader, self._writer = await asyncio.open_unix_connection(sock=parent_end, limit=_LINE_LIMIT)
-        log_event(log, "chaos_daemon_process_started", pid=process.pid, at=now.isoformat())
-        await self._call("start")
+        protecting_after_s = await self._call("start")
+        self.daemon_start_ms = None if protecting_after_s is None else protecting_after_s * 1000
+        self.start_ms = (time.perf_counter() - forked) * 1000
+        log_event(log, "chaos_daemon_process_started", pid=process.pid, at=now.isoformat(),
+                  fork_ms=round(self.fork_ms, 1), start_ms=round(self.start_ms, 1),
+                  daemon_start_ms=None if self.daemon_start_ms is None else round(self.daemon_start_ms, 1))
 
     def kill(self) -> None:
         """`kill -9` the child: nothing of its own runs after this."""
@@ -230,7 +244,7 @@ async def _answer(local: LocalDaemon, clock: VirtualClock, op: str, args: dict[s
         return await local.report()
     if op == "start":
         await local.start()
-        return None
+        return local.daemon.protecting_after_s
     if op == "close":
         await local.aclose()
         return None
