@@ -69,6 +69,9 @@ class KillingRunner(ReplayRunner):
         self.kills = 0
         self.kill_delays_ms: list[float] = []
         self.restart_ms: list[float] = []
+        self.kills_in_flight = 0     # kills that landed with a request of the child or hub records for it in flight
+        self.kills_after_requests = 0   # kills that landed after the child had sent requests for the step
+        self._requests_at_step = 0
         self.locks_before: list[str] = []
         self.locks_after: list[str] = []
         self._rng = random.Random(seed * 7_919 + 11)
@@ -89,6 +92,7 @@ class KillingRunner(ReplayRunner):
         if self._kill_pending:   # the last quiet point before the kill: what the daemon holds and reported
             assert self.daemon is not None
             before, reported = await self._locks_in_force(step), await self.daemon.report()
+            self._requests_at_step = len(self.sim.recorder.requests)   # the trader's steps make none
         await super()._perform(index, step)
         # A kill during a REST cut is postponed to the first step after it: the daemon's start-up does
         # not retry a failed login (it exits with DaemonStartError and leaves the restart to the
@@ -114,6 +118,10 @@ class KillingRunner(ReplayRunner):
         self.kills += 1
         delay = await self.wait_before_kill()
         old.kill()
+        in_flight = bool(self.sim.rest.in_flight or self.sim.hubs.busy)
+        requests = len(self.sim.recorder.requests) - self._requests_at_step
+        self.kills_in_flight += in_flight
+        self.kills_after_requests += requests > 0
         await old.wait_dead()
         await self._wait_disconnected()
         started = time.perf_counter()
@@ -127,7 +135,8 @@ class KillingRunner(ReplayRunner):
         self.locks_before += [f"{row} (kill {self.kills})" for row in before]
         self.locks_after += [f"{row} (kill {self.kills})" for row in after]
         log_event(log, "chaos_daemon_killed", kill=self.kills, at=self.clock.now().isoformat(),
-                  delay_ms=round(delay * 1000, 2), locks_before=len(before), locks_after=len(after))
+                  delay_ms=round(delay * 1000, 2), in_flight=in_flight, requests=requests, locks_before=len(before),
+                  locks_after=len(after))
 
     async def wait_before_kill(self) -> float:
         """The wait between performing a kill step and the kill: random, 0–`MAX_KILL_DELAY_S` of wall time
