@@ -23,8 +23,9 @@ def chaos(
     scenario_file: Path | None = typer.Option(None, "--scenario",
                                               help="Judge this one scenario file (e.g. a chaos-failure-*.yaml) "
                                                    "instead of generating runs."),
-    kill: bool = typer.Option(False, "--kill", help="Kill the daemon twice per run at random steps and restart "
-                                                    "it from what a kill -9 leaves on disk; check no lock is lost."),
+    kill: bool = typer.Option(False, "--kill", help="Run the daemon in a child process, kill -9 it twice per run "
+                                                    "at random steps and restart it on the same database files; "
+                                                    "check no lock is lost."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the summary as JSON here."),
     log_level: str = typer.Option("CRITICAL", "--log-level", help="Daemon/simulator log level (to stderr)."),
     jobs: int = typer.Option(0, "--jobs", min=0, help="Runs at once, each in its own process (0: one per CPU core; "
