@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,8 @@ async def test_locks_survive_a_kill_and_the_new_daemon_enforces_them(tmp_path: P
     recording = Recording(runner)
     report = await runner.run()
     assert runner.kills == 1
+    [(pid, exit_code)] = runner.killed
+    assert pid != os.getpid() and exit_code == -signal.SIGKILL   # a real kill -9 of another process
     assert len(runner.locks_before) == 1 and "until_reset" in runner.locks_before[0]
     assert runner.locks_after == runner.locks_before
     history = history_of(scenario, recording, None)

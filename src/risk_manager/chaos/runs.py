@@ -68,6 +68,7 @@ class KillingRunner(ReplayRunner):
         self.kill_steps = kill_steps
         self.kills = 0
         self.kill_delays_ms: list[float] = []
+        self.killed: list[tuple[int, int | None]] = []   # (pid, exit code) of every killed child
         self.restart_ms: list[float] = []
         self.kills_in_flight = 0     # kills that landed with a request of the child or hub records for it in flight
         self.kills_after_requests = 0   # kills that landed after the child had sent requests for the step
@@ -123,6 +124,8 @@ class KillingRunner(ReplayRunner):
         self.kills_in_flight += in_flight
         self.kills_after_requests += requests > 0
         await old.wait_dead()
+        if old.process is not None and old.process.pid is not None:
+            self.killed.append((old.process.pid, old.process.exitcode))
         await self._wait_disconnected()
         started = time.perf_counter()
         self._sent_before_restart = super().hub_target()
