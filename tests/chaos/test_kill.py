@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from risk_manager.chaos.oracle import History, judge
-from risk_manager.chaos.runs import KillingRunner, history_of, kill_steps, run_scenario
+from risk_manager.chaos.runs import KillingRunner, history_of, kill_steps, run_many, run_scenario
 from risk_manager.chaos.runs import _Recording as Recording
 from risk_manager.replay.scenario import parse_scenario
 
@@ -122,3 +122,11 @@ async def test_a_kill_in_the_middle_of_enforcement_neither_repeats_nor_loses_it(
     # The new daemon either took the stored action over and verified it done (if the killed child had
     # stored it), or found nothing left to do: never a second request.
     assert [(a["action"], a["status"]) for a in report["actions"]] in ([("reduce_position", "done")], [])
+
+
+async def test_a_few_generated_kill_runs_are_clean(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Generated trading days (seeds 2–4: quick ones) with two real kills each, judged by the oracle."""
+    caplog.set_level(logging.CRITICAL, logger="risk_manager")   # restored after the test
+    summary = await run_many(3, 2, out=tmp_path, kill=True)
+    assert summary.kills == 6
+    assert summary.clean == summary.runs == 3, summary.to_json()
