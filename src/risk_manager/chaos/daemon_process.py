@@ -91,6 +91,9 @@ class ProcessDaemon:
         started = time.perf_counter()
         try:
             await asyncio.to_thread(process.start)
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
         forked = time.perf_counter()
