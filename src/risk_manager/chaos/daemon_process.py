@@ -77,10 +77,6 @@ class ProcessDaemon:
         self.start_ms: float | None = None   # then the child's start-up until the daemon protects, of which
         self.daemon_start_ms: float | None = None   # the daemon's own start (login … reconciliation)
 
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
     async def start(self) -> None:
         parent_end, child_end = socket.socketpair()
         now = self.options.clock.now()
@@ -126,7 +122,7 @@ class ProcessDaemon:
         if not self.killed and self.process.is_alive() and self._writer is not None:
             try:
                 await asyncio.wait_for(self._call("close"), CLOSE_TIMEOUT_S)
-            except (ReplayError, TimeoutError) as exc:
+            except (ReplayError, TimeoutError, ConnectionError) as exc:
                 log_event(log, "chaos_daemon_process_close_failed", logging.WARNING, pid=self.process.pid,
                           error=str(exc))
         await asyncio.to_thread(self.process.join, CLOSE_TIMEOUT_S)
@@ -146,9 +142,12 @@ class ProcessDaemon:
             reader, writer = self._reader, self._writer
             if reader is None or writer is None or self.killed:
                 raise ReplayError(f"the daemon process is gone (asked for {op})")
-            writer.write(json.dumps({"op": op, **args}).encode() + b"\n")
-            await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), CALL_TIMEOUT_S)
+            try:
+                writer.write(json.dumps({"op": op, **args}).encode() + b"\n")
+                await writer.drain()
+                line = await asyncio.wait_for(reader.readline(), CALL_TIMEOUT_S)
+            except ConnectionError:   # the child is gone: as an end of file
+                line = b""
         if not line:
             code = self.process.exitcode if self.process is not None else None
             raise ReplayError(f"the daemon process died while asked for {op} (exit code {code})")
