@@ -881,7 +881,8 @@ class Daemon:
     @property
     def busy(self) -> bool:
         enforcing = any(c.enforcer is not None and c.enforcer.busy for c in self.connections)
-        return self._processing or not self._queue.empty() or bool(self._tasks) or enforcing
+        reconciling = any(c.reconciler is not None and c.reconciler.busy for c in self.connections)
+        return self._processing or not self._queue.empty() or bool(self._tasks) or enforcing or reconciling
 
     async def idle(self) -> None:
         """Until no event is queued or being processed, no background task runs and enforcement is idle."""
