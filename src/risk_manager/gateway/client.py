@@ -187,6 +187,7 @@ class GatewayClient:
         """One HTTP request through breaker and limiter; returns the 200 envelope or raises typed."""
         probe = self.breaker.before_call()
         outcome: bool | None = None  # True success, False failure (for the breaker), None neutral
+        answered = False             # the failure is an error status the Gateway answered (it is reachable)
         try:
             permit = await self.limiter.for_path(path).acquire()
             try:
@@ -232,6 +233,7 @@ class GatewayClient:
                           in_window=self.limiter.for_path(path).in_window)
             if status in self.config.error_handling.retries.retryable_errors or status >= 500:
                 outcome = False
+                answered = True
                 raise HttpStatusError(path, status)
             outcome = True
             errors: dict[str, Any] | None = None
@@ -248,7 +250,7 @@ class GatewayClient:
             if outcome is True:
                 self.breaker.record_success(probe)
             elif outcome is False:
-                self.breaker.record_failure(probe)
+                self.breaker.record_failure(probe, answered)
             else:
                 self.breaker.record_neutral(probe)
 
