@@ -196,6 +196,7 @@ class GatewayClient:
         probe = self.breaker.before_call()
         outcome: bool | None = None  # True success, False failure (for the breaker), None neutral
         lost = None if verified_if_lost else False  # the outcome of a request sent whose answer never came
+        answered = False             # the failure is an error status the Gateway answered (it is reachable)
         try:
             permit = await self.limiter.for_path(path).acquire()
             try:
@@ -241,6 +242,7 @@ class GatewayClient:
                           in_window=self.limiter.for_path(path).in_window)
             if status in self.config.error_handling.retries.retryable_errors or status >= 500:
                 outcome = False
+                answered = True
                 raise HttpStatusError(path, status)
             outcome = True
             errors: dict[str, Any] | None = None
@@ -257,7 +259,7 @@ class GatewayClient:
             if outcome is True:
                 self.breaker.record_success(probe)
             elif outcome is False:
-                self.breaker.record_failure(probe)
+                self.breaker.record_failure(probe, answered)
             else:
                 self.breaker.record_neutral(probe)
 
