@@ -12,8 +12,7 @@ Urgent calls (protection: enforcement, the reconciliation after a gap) are made 
 `urgent_calls()`. While the breaker is open they may probe after `urgent_probe_s` (1 s) instead of
 the configured `timeout` (60 s): the first urgent call due moves the breaker to half-open and is
 the probe. A broker that is still down costs one request a second; a broker that is back is used
-within a second, not a minute later (docs/enforcement.md § circuit breaker). In half-open, urgent
-calls are not held back by the `halfOpenRequests` quota (ordinary calls are).
+within a second, not a minute later (docs/enforcement.md § circuit breaker).
 """
 
 from __future__ import annotations
@@ -117,7 +116,8 @@ class CircuitBreaker:
                 log_event(log, "circuit_listener_failed", logging.ERROR, error=repr(exc))
 
     def before_call(self) -> bool:
-        """Admit a call or raise `CircuitOpenError`. Returns True when the call is a half-open probe."""
+        """Admit a call or raise `CircuitOpenError`. Returns True when the call is a half-open probe.
+        In half-open, the `halfOpenRequests` quota holds back ordinary calls, never urgent ones."""
         state = self.state
         if state is BreakerState.CLOSED:
             return False
