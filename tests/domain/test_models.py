@@ -123,6 +123,14 @@ def test_field_names_match_case_insensitively() -> None:
     assert account == Account(id=7, name="X", balance=10.5, can_trade=True)
 
 
+def test_a_case_insensitive_match_takes_the_first_spelling_and_the_exact_name_wins() -> None:
+    account = Account.from_wire({"id": 7, "name": "X", "balance": 1.0, "CanTrade": False, "CANTRADE": True})
+    assert account.can_trade is False        # the first spelling in the object, as `lookup` does
+    order = Order.from_wire({**ORDER_WIRE, "LimitPrice": 1.0, "TRAILPRICE": 12.5})
+    assert order.limit_price == ORDER_WIRE["limitPrice"]   # the exact name wins over another spelling
+    assert order.trail_price == 12.5
+
+
 def test_timestamps_with_z_and_seven_digits() -> None:
     trade = Trade.from_wire({**TRADE_WIRE, "creationTimestamp": "2025-01-21T16:13:52.5232931Z"})
     assert trade.creation_timestamp.tzinfo is not None

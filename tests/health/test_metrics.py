@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from risk_manager import __version__
-from risk_manager.health import Metrics, ReadinessBoard
+from risk_manager.health import DisabledMetrics, Metrics, ReadinessBoard
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -70,3 +74,17 @@ def test_board_keeps_the_gauges_and_counts_reconnects() -> None:
     s = samples(m)
     assert s[("risk_manager_connected_hubs", ())] == 2 and s[("risk_manager_stale_accounts", ())] == 0
     assert s[("risk_manager_reconnects_total", (("hub", "user hub"),))] == 1
+
+
+def test_disabled_metrics_take_every_call_and_load_no_prometheus() -> None:
+    code = ("import sys\n"
+            "from risk_manager.health import DisabledMetrics\n"
+            "m = DisabledMetrics()\n"
+            "m.event('order'); m.enforcement('close_position', 'done', 0.1); m.latency('x', 0.1)\n"
+            "m.reconnect('user'); m.http_429(); m.breach('RULE-001')\n"
+            "m.set_connected_hubs(1); m.set_stale_accounts(0); m.set_active_locks(2)\n"
+            "print('prometheus_client' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    with pytest.raises(RuntimeError, match="metrics are disabled"):
+        DisabledMetrics().exposition()

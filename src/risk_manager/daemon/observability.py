@@ -39,7 +39,7 @@ from risk_manager.enforcement import ActionOutcome
 from risk_manager.engine import ActionKind
 from risk_manager.engine.actions import Lock
 from risk_manager.gateway import HubState
-from risk_manager.health import HealthServer, LivenessMonitor, Metrics, ReadinessBoard
+from risk_manager.health import DisabledMetrics, HealthServer, LivenessMonitor, Metrics, ReadinessBoard
 from risk_manager.logs import log_event
 from risk_manager.notify import DisconnectWatch, Notification, NotificationKind, Notifier, Severity
 from risk_manager.service.logfiles import LogFiles, install_log_files
@@ -71,7 +71,8 @@ class Observability:
                  http_client: httpx.AsyncClient | None = None) -> None:
         self.ops = ops
         self.config_dir = config_dir
-        self.metrics = Metrics()
+        health_config = ops.health
+        self.metrics = Metrics() if health_config.enabled and health_config.metrics else DisabledMetrics()
         self.board = ReadinessBoard(self.metrics)
         self.liveness = LivenessMonitor()
         self.sd = SdNotify(env)

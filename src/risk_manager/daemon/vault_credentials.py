@@ -12,22 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from risk_manager.security.service_key import (
-    KEY_FILE_ENV,
-    SYSTEMD_CREDENTIAL,
-    ServiceKeyError,
-    key_file_location,
-    open_with_service_key,
-    read_service_key,
-)
-from risk_manager.security.vault import Vault, VaultHeader
+if TYPE_CHECKING:
+    from risk_manager.security.vault import Vault
 
 VAULT_FILE = "credentials.vault"
 
 
 def open_daemon_vault(vault_file: Path, environ: Mapping[str, str] | None = None) -> Vault:
     """Open the vault without a person: keyring key, or the service key file. Typed `SecurityError`s."""
+    # Imported here, not at the top: a daemon whose accounts.yaml holds no vault entries never loads
+    # cryptography and argon2 (≈ 7 MB resident, docs/performance.md).
+    from risk_manager.security.service_key import (
+        KEY_FILE_ENV,
+        SYSTEMD_CREDENTIAL,
+        ServiceKeyError,
+        key_file_location,
+        open_with_service_key,
+        read_service_key,
+    )
+    from risk_manager.security.vault import Vault, VaultHeader
+
     try:
         header = VaultHeader.read(vault_file)
     except FileNotFoundError:

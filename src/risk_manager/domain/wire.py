@@ -38,16 +38,27 @@ def is_missing(value: Any) -> bool:
 class Reader:
     """Reads the fields of one wire object for one entity, with errors naming both."""
 
-    __slots__ = ("data", "entity")
+    __slots__ = ("_folded", "data", "entity")
 
     def __init__(self, entity: str, data: Any) -> None:
         if not isinstance(data, Mapping):
             raise WireDecodeError(entity, "<root>", f"expected a JSON object, got {type(data).__name__}")
         self.entity = entity
         self.data = data
+        self._folded: dict[str, Any] | None = None
 
     def _get(self, key: str, required: bool) -> Any:
-        value = lookup(self.data, key)
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING:
+            # Absent under its exact name (optional fields often are): the case-insensitive match of
+            # `lookup`, through an index of the object's keys built once per object, not a scan per field.
+            folded = self._folded
+            if folded is None:
+                folded = self._folded = {}
+                for k, v in self.data.items():
+                    if isinstance(k, str):
+                        folded.setdefault(k.lower(), v)   # the first spelling wins, as in `lookup`
+            value = folded.get(key.lower(), _MISSING)
         if value is _MISSING or value is None:
             if required:
                 raise WireDecodeError(self.entity, key, "required field is missing" if value is _MISSING

@@ -30,9 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from risk_manager.domain import Clock, SystemClock
 from risk_manager.gateway.config import AuthenticationConfig, StorageConfig
 from risk_manager.gateway.errors import AuthenticationError, GatewayError, TokenStoreError
@@ -145,6 +142,9 @@ class EncryptedTokenStore:
     def __init__(self, path: Path, key: bytes) -> None:
         if len(key) != 32:
             raise TokenStoreError("the token key must be 32 bytes (AES-256)")
+        # Imported here: a daemon that keeps its tokens in memory never loads cryptography (≈ 6.7 MB).
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self.path = path
         self._aead = AESGCM(key)
 
@@ -160,6 +160,8 @@ class EncryptedTokenStore:
             if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
                 raise TokenStoreError("not a risk-manager token file")
             nonce = blob[len(_MAGIC):len(_MAGIC) + 12]
+            from cryptography.exceptions import InvalidTag  # loaded with AESGCM in __init__
+
             try:
                 plain = self._aead.decrypt(nonce, blob[len(_MAGIC) + 12:], _MAGIC)
             except InvalidTag:

@@ -21,7 +21,7 @@ from risk_manager.health.config import (
     read_config_section,
     read_health_config,
 )
-from risk_manager.health.metrics import Metrics
+from risk_manager.health.metrics import DisabledMetrics, Metrics
 from risk_manager.health.probe import ReadinessProbe, probe_ready
 from risk_manager.health.readiness import LivenessMonitor, ReadinessBoard, ReadyState
 from risk_manager.health.server import HealthServer, HealthServerError
@@ -29,6 +29,7 @@ from risk_manager.health.server import HealthServer, HealthServerError
 __all__ = [
     "DEFAULT_PORT",
     "ConfigFileError",
+    "DisabledMetrics",
     "HealthConfig",
     "HealthConfigError",
     "HealthServer",

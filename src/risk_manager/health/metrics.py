@@ -23,17 +23,30 @@ kinds, action kinds, rule ids, hub names), so the number of series stays bounded
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from typing import TYPE_CHECKING
 
 from risk_manager import __version__
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
 # Seconds: from a sub-millisecond decision up to a slow REST round trip.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def content_type() -> str:
+    """The Content-Type of `exposition()` (prometheus_client's text format)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return CONTENT_TYPE_LATEST
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # prometheus_client is imported only by a daemon that serves /metrics (≈ 1.7 MB resident);
+        # with metrics off the daemon uses `DisabledMetrics`.
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self._events = Counter("risk_manager_events", "Gateway events processed, by kind.", ["kind"], registry=r)
@@ -116,4 +129,44 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (what `GET /metrics` answers)."""
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
+
+
+class DisabledMetrics(Metrics):
+    """What a daemon with `health.metrics: false` (the default) feeds: every call does nothing, and
+    prometheus_client is never loaded. Nothing serves it (`/metrics` is off)."""
+
+    def __init__(self) -> None:   # no registry, no collectors: deliberately not Metrics.__init__
+        pass
+
+    def event(self, kind: str) -> None:
+        pass
+
+    def enforcement(self, action: str, status: str, duration_s: float) -> None:
+        pass
+
+    def latency(self, name: str, seconds: float) -> None:
+        pass
+
+    def reconnect(self, hub: str) -> None:
+        pass
+
+    def http_429(self) -> None:
+        pass
+
+    def breach(self, rule: str) -> None:
+        pass
+
+    def set_connected_hubs(self, count: int) -> None:
+        pass
+
+    def set_stale_accounts(self, count: int) -> None:
+        pass
+
+    def set_active_locks(self, count: int) -> None:
+        pass
+
+    def exposition(self) -> bytes:
+        raise RuntimeError("metrics are disabled (health.metrics: false): there is nothing to expose")

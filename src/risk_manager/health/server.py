@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from risk_manager.health.config import DEFAULT_HOST, DEFAULT_PORT, check_loopback
-from risk_manager.health.metrics import CONTENT_TYPE, Metrics
+from risk_manager.health.metrics import Metrics, content_type
 from risk_manager.health.readiness import ReadyState
 from risk_manager.logs import log_event
 
@@ -163,4 +163,4 @@ class HealthServer:
 
     def _metrics_answer(self) -> Response:
         assert self._metrics is not None  # the route exists only with metrics
-        return 200, self._metrics.exposition(), CONTENT_TYPE
+        return 200, self._metrics.exposition(), content_type()
