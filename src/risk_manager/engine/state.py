@@ -230,7 +230,9 @@ class AccountState:
         if moved:
             pos.best_price = price
         pos.best_moved = moved
-        pos.open_pnl = ticks * info.tick_value * pos.size
+        # Money in cents, as the broker reports P&L: the raw float product carries noise (short CL 62.04 at
+        # 62.16 is −119.99999999999744), which would miss a limit reached exactly (rules.md: ≤ −limit).
+        pos.open_pnl = round(ticks * info.tick_value * pos.size, 2)
 
     def _reprice_total(self) -> None:
         total, unpriced = 0.0, 0
@@ -239,7 +241,7 @@ class AccountState:
                 unpriced += 1
             else:
                 total += pos.open_pnl
-        self.open_pnl = total
+        self.open_pnl = round(total, 2)   # a sum of cents, without the float noise of the addition
         self.unpriced = unpriced
 
     def reprice(self, contract_id: str, info: ContractInfo | None, price: float | None) -> bool:
