@@ -20,15 +20,16 @@ async def test_two_worker_processes_judge_like_one(tmp_path: Path, caplog: pytes
     second = await run_many(4, 3, minutes=0.5, out=tmp_path / "two", on_result=lambda r, _w: two.append(r), jobs=2)
     assert second.runs == first.runs == 4
     assert second.clean == first.clean and second.failed_seeds == first.failed_seeds
-    assert second.breaches == first.breaches and second.actions == first.actions
+    assert second.breaches == first.breaches
     by_seed = {r.seed: r for r in two}
     assert sorted(by_seed) == [3, 4, 5, 6]
     for r in one:
         assert [str(v) for v in by_seed[r.seed].judgement.violations] == [str(v) for v in r.judgement.violations]
         other = by_seed[r.seed].report
         assert other is not None and r.report is not None
-        # (the count of REST requests may differ by a reconnect poll: wall-clock waits are not virtual)
-        assert other["final"] == r.report["final"] and other["actions"] == r.report["actions"]
+        # The broker's books at the end are the same. (Not the action log: two actions of one instant on
+        # one position may end "done" or "skipped" by wall-clock order; nor the count of REST requests.)
+        assert other["final"] == r.report["final"]
 
 
 def test_a_failed_worker_is_a_crash_not_a_lost_run() -> None:

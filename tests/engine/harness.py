@@ -70,9 +70,10 @@ class Harness:
         return self.order(contract, side, OrderType.STOP, size, status, oid, price)
 
     def trade(self, pnl: float | None, contract: str = ES, fees: float = 0.0, tid: int | None = None,
-              voided: bool = False, account: int = ACC, size: int = 1, at: datetime | None = None) -> list[Action]:
+              voided: bool = False, account: int = ACC, size: int = 1, at: datetime | None = None,
+              side: OrderSide = OrderSide.BID) -> list[Action]:
         tid = tid if tid is not None else next(self._ids)
-        trade = Trade(tid, account, contract, at or self.clock.now(), 100.0, pnl, fees, OrderSide.BID, size, voided,
+        trade = Trade(tid, account, contract, at or self.clock.now(), 100.0, pnl, fees, side, size, voided,
                       tid + 90000)
         return self._run(TradeEvent(trade))
 

@@ -35,6 +35,17 @@ def test_rule003_fees_count_including_opening_fills() -> None:
     assert no_fees.trade(-99.0, fees=50.0) == []
 
 
+def test_rule003_and_rule013_exact_limit_despite_float_noise() -> None:
+    # −273.78 − 55.41 − 167.04 − 3.77 fees is −$500.00, but −499.9999999999999 when added up in floats.
+    h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 500, "include_unrealized": False}})
+    assert h.trade(-273.78, fees=3.77) == [] and h.trade(-55.41) == []
+    assert of(h.trade(-167.04), ActionKind.LOCK)
+    # 38.08 + 55.18 + 6.74 is 99.99999999999999 in floats: the $100 target is reached.
+    p = Harness({"daily_realized_profit": {"enabled": True, "target": 100, "include_fees": False}})
+    assert p.trade(38.08) == [] and p.trade(55.18) == []
+    assert of(p.trade(6.74), ActionKind.LOCK)
+
+
 def test_rule003_voided_repeated_and_null_trades() -> None:
     h = Harness({"daily_realized_loss": {"enabled": True, "loss_limit": 100, "include_unrealized": False}})
     assert h.trade(-60.0, tid=7) == []

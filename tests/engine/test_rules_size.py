@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from risk_manager.engine import ActionKind
 
-from .harness import ES, MES, MNQ, NQ, SHORT, Harness, kinds, of, one
+from .harness import CL, ES, MES, MNQ, NQ, SHORT, Harness, kinds, of, one
 
 
 def test_rule001_breach_reduces_the_position_that_grew_last() -> None:
@@ -88,6 +88,21 @@ def test_rule004_short_position_direction_from_type() -> None:
     assert h.quote(ES, 4990.0) == []           # a short gains when the price falls
     assert h.quote(ES, 5001.75) == []          # −7 ticks
     assert one(h.quote(ES, 5002.0), ActionKind.CLOSE_POSITION).contract_id == ES
+
+
+def test_rule004_and_rule005_exact_limit_despite_float_noise() -> None:
+    # CL: tick 0.01 = $10. (62.04 − 62.16) / 0.01 × 10 is −119.99999999999744 in floats; the open P&L is money,
+    # kept in cents, so −$120.00 reaches a $120 limit (chaos seeds 273 and 860 missed exactly this close).
+    h = Harness({"daily_unrealized_loss": {"enabled": True, "loss_limit": 120}})
+    h.position(CL, 1, SHORT, avg=62.04)
+    assert h.quote(CL, 62.15) == []            # −11 ticks
+    assert one(h.quote(CL, 62.16), ActionKind.CLOSE_POSITION).rules == ("RULE-004",)
+    h3 = Harness({"daily_unrealized_loss": {"enabled": True, "loss_limit": 120}})
+    h3.position(CL, 3, SHORT, avg=61.94)
+    assert one(h3.quote(CL, 61.98), ActionKind.CLOSE_POSITION).contract_id == CL   # 4 ticks × 3 = −$120
+    target = Harness({"max_unrealized_profit": {"enabled": True, "target": 40}})
+    target.position(CL, 1, avg=61.94)
+    assert one(target.quote(CL, 61.98), ActionKind.CLOSE_POSITION).rules == ("RULE-005",)  # 39.999999999999 raw
 
 
 def test_rule005_take_profit_breach_and_just_not() -> None:

@@ -15,8 +15,10 @@ from risk_manager.gateway import (
     CircuitOpenError,
     GatewayClient,
     GatewayRequestError,
+    OrderOutcomeUnknownError,
     custom_tag_for,
 )
+from risk_manager.gateway.circuit_breaker import urgent_calls
 
 from .conftest import fast_config
 
@@ -120,6 +122,50 @@ async def test_breaker_opens_on_5xx_and_recovers(vsim: Any, vclock: VirtualClock
             await client.search_accounts()
         assert client.breaker.state is BreakerState.CLOSED
         assert states == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+
+
+async def test_lost_answer_of_a_half_open_probe_is_verified_at_once(vsim: Any, vclock: VirtualClock) -> None:
+    # Chaos seed 622: the first enforcement call after a REST outage (the breaker's half-open probe)
+    # is executed by the broker but its answer is lost. The lost answer must not re-open the breaker
+    # by itself: the verification that follows asks at once, and the next protective call goes too.
+    async with client_for(vsim, clock=vclock, errorHandling={"retries": {"maxAttempts": 0}}) as client:
+        es = vsim.broker.contract("ES")
+        price = es_price(vsim)
+        placed = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                          idempotency_key="probe-lost", limit_price=price - 20)
+        assert placed.order_id is not None
+        vsim.trader.place_order(ACCOUNT, "ES", side="sell", size=2, type="market")
+        vsim.faults.http_errors(503, 5)
+        for _ in range(5):
+            with pytest.raises(Exception, match="HTTP 503"):
+                await client.search_accounts()
+        assert client.breaker.state is BreakerState.OPEN
+        vclock.advance(client.breaker.urgent_probe_s)   # the outage is over; the urgent probe is due
+        vsim.faults.lose_responses(1)
+        with urgent_calls():
+            cancelled = await client.cancel_order(ACCOUNT, placed.order_id)
+            assert client.breaker.state is not BreakerState.OPEN
+            closed = await client.close_position(ACCOUNT, es.id)
+        assert cancelled.ok and cancelled.verified
+        assert cancelled.order is not None and cancelled.order.status == OrderStatus.CANCELLED
+        assert closed.ok and vsim.broker.positions(ACCOUNT) == []
+
+
+async def test_a_lost_mutation_answer_still_opens_the_breaker_when_its_verification_fails(
+        vsim: Any, vclock: VirtualClock) -> None:
+    # A Gateway that is really down fails the verification queries too; those count.
+    async with client_for(vsim, clock=vclock, errorHandling={"retries": {"maxAttempts": 0}}) as client:
+        es = vsim.broker.contract("ES")
+        placed = await client.place_order(ACCOUNT, es.id, OrderType.LIMIT, OrderSide.BID, 1,
+                                          idempotency_key="down", limit_price=es_price(vsim) - 20)
+        assert placed.order_id is not None
+        vsim.faults.cut("rest", 30.0)
+        with pytest.raises(OrderOutcomeUnknownError):
+            await client.cancel_order(ACCOUNT, placed.order_id)
+        assert client.breaker.consecutive_failures >= 3
+        with pytest.raises(OrderOutcomeUnknownError):
+            await client.cancel_order(ACCOUNT, placed.order_id)
+        assert client.breaker.state is BreakerState.OPEN
 
 
 async def test_reads_retry_transient_errors(sim: Any) -> None:

@@ -145,6 +145,26 @@ async def test_a_failed_pass_stays_stale_and_is_retried(sim: Any, caplog: pytest
         await caller.reconciler.aclose()
 
 
+async def test_busy_while_a_pass_is_due_or_running_not_while_it_backs_off(
+        sim: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """`busy` tells a caller waiting for quiet (the replay runner, through `Daemon.busy`) that missed
+    events may still come — also for a reconciliation that leaves the state fresh (token swap, chaos
+    seed 381) — but not during the back-off after a failed pass, or a REST outage would never be quiet."""
+    async with GatewayClient(fast_config(sim.base_url, errorHandling={"retries": {"maxAttempts": 0}}),
+                             "demo", "demo-key-123") as client:
+        caller = Caller(client)
+        assert not caller.reconciler.busy
+        sim.faults.http_errors(503, 1)
+        caller.reconciler.request("token_swap")
+        assert caller.reconciler.busy  # requested: not yet run
+        await eventually(lambda: "reconcile_failed" in caplog.text, 3)
+        assert not caller.reconciler.busy  # sleeping out the back-off
+        await caller.reconciler.wait_fresh(3)
+        await eventually(lambda: not caller.reconciler.busy, 3)
+        assert [r.reason for r in caller.reconciler.reports] == ["repeat"]
+        await caller.reconciler.aclose()
+
+
 async def test_on_reconnect_off_marks_fresh_without_a_new_pass(sim: Any) -> None:
     client = GatewayClient(fast_config(sim.base_url), "demo", "demo-key-123")
     await client.start(connect_hubs=False)

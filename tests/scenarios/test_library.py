@@ -16,11 +16,7 @@ FAULTS = ["cut-user-hub", "cut-market-hub", "cut-rest", "latency", "http-429", "
           "expire-token", "lose-response", "drop-events"]
 
 # Scenarios that expose a known bug outside the daemon; strict, so a fix makes the test fail until removed.
-KNOWN_BUGS = {
-    "rule-03-daily-loss-close-near-limit.yaml":
-        "engine: a closing fill's P&L is counted while the position's open P&L still is (trade event before "
-        "position event), so closing at -$423 judges -$846 against the $500 limit",
-}
+KNOWN_BUGS: dict[str, str] = {}   # scenario file → why it fails today (a strict xfail until fixed)
 
 
 def test_library_covers_every_rule_and_fault() -> None:

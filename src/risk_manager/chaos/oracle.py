@@ -556,12 +556,11 @@ class Oracle:
             while qi < len(quotes) and quotes[qi].at <= now:
                 self.price[quotes[qi].contract_id] = quotes[qi].price
                 qi += 1
+            # P&L thresholds are judged on the books once everything at `now` is applied (in `_check`):
+            # one fill is a trade event and a position event, and between the two the closed contracts
+            # would count twice (realized by the trade, still open in the position).
             while ei < len(events) and events[ei].at <= now:
-                te = events[ei]
-                self._apply(te)
-                acc = self.accounts.get(te.event.account_id)
-                if acc is not None:
-                    self._pnl_triggers(acc, te.at)
+                self._apply(events[ei])
                 ei += 1
             self._clear_reconciled(now)
             self._check(now)

@@ -117,6 +117,7 @@ class Connection:
     account_ids: list[int] = field(default_factory=list)
     fresh: bool = False
     probed_at: float | None = None   # the breaker probe time (clock timestamp) the daemon already acted on
+    readmitted: int = 0              # times the breaker turned half-open or closed (waiting actions resubmitted)
 
 
 @dataclass(slots=True)
@@ -203,6 +204,7 @@ class Daemon:
         self._dirty: set[int] = set()
         self._save_handle: asyncio.TimerHandle | None = None
         self._retry: dict[str, tuple[Action, int, datetime | None]] = {}  # due None: resubmitted, awaiting
+        self._submitted_in: dict[str, int] = {}  # key → its connection's `readmitted` when it was submitted
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._activity_listeners: list[Callable[[ActionOutcome | AlertRecord], None]] = []
         self._status_handle: asyncio.TimerHandle | None = None
@@ -572,6 +574,7 @@ class Daemon:
         enforcer = protected.connection.enforcer
         assert enforcer is not None and self.store is not None
         enforcer.submit(action)
+        self._submitted_in[action.idempotency_key] = protected.connection.readmitted
         self._yield_now = True
         self.stats.actions_submitted += 1
         self.store.append_journal("action", action.to_json(), action.account_id)
@@ -606,13 +609,22 @@ class Daemon:
                   idempotency_key=action.idempotency_key)
         self._tell(outcome)
         key = action.idempotency_key
+        submitted_in = self._submitted_in.pop(key, None)
         if status == "failed" and action.kind is not ActionKind.LOCK and not self._closing:
             _, count, _ = self._retry.get(key, (action, 0, self.clock.now()))
             probe = self._probe_due(action.account_id)
+            protected = self.accounts.get(action.account_id)
             if probe is not None:
                 # The Gateway is unreachable (breaker open): retried at the breaker's next urgent probe,
                 # and not counted towards MAX_RESUBMITS (nothing was decided by a reachable broker).
                 self._retry[key] = (action, count, probe)
+                self._timer_wake.set()
+            elif (submitted_in is not None and protected is not None
+                  and protected.connection.readmitted > submitted_in):
+                # The breaker re-admitted calls while this action was in flight (it may have failed on
+                # the breaker a moment before): the resubmission on that transition could not see it,
+                # so it is retried now, not after RETRY_DELAYS_S (chaos finding "blocked").
+                self._retry[key] = (action, count, self.clock.now())
                 self._timer_wake.set()
             elif count < MAX_RESUBMITS:
                 delay = RETRY_DELAYS_S[min(count, len(RETRY_DELAYS_S) - 1)]
@@ -802,6 +814,7 @@ class Daemon:
         """Half-open or closed: the Gateway may answer again, so what waits for it is tried now (a retry
         in half-open is one of the probes); open: the next probe time becomes a deadline."""
         if state is not BreakerState.OPEN and not self._closing:
+            connection.readmitted += 1
             self._resubmit_due(force=True, connection=connection)
             if not connection.fresh and connection.reconciler is not None:
                 connection.reconciler.request("breaker_" + state.value)
@@ -881,7 +894,8 @@ class Daemon:
     @property
     def busy(self) -> bool:
         enforcing = any(c.enforcer is not None and c.enforcer.busy for c in self.connections)
-        return self._processing or not self._queue.empty() or bool(self._tasks) or enforcing
+        reconciling = any(c.reconciler is not None and c.reconciler.busy for c in self.connections)
+        return self._processing or not self._queue.empty() or bool(self._tasks) or enforcing or reconciling
 
     async def idle(self) -> None:
         """Until no event is queued or being processed, no background task runs and enforcement is idle."""

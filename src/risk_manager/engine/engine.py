@@ -194,6 +194,8 @@ class Engine:
             acct = self._account(t.account_id)
             change = Change(ChangeKind.TRADE, f"trade:{t.id}", t.contract_id)
             acct.apply_trade(t, self._trade_calendar.trading_day(t.creation_timestamp.timestamp()), now, change)
+            if change.unreflected:   # its P&L is realized now: out of the position's open P&L
+                acct.reprice(t.contract_id, self.contracts.find(t.contract_id), self.prices.get(t.contract_id))
             if change.trade is not None:
                 out.extend(self._evaluate(acct, change))
         elif isinstance(event, AccountEvent):

@@ -56,6 +56,7 @@ class Change:
     shrank: bool = False            # a position got smaller (but stays open)
     order_appeared: Order | None = None  # an order became working
     trade: Trade | None = None      # a trade counted for the first time
+    unreflected: bool = False       # … that closed contracts its position still shows (open P&L to redo)
     can_trade_lost: bool = False
     can_trade_back: bool = False
     damaged: str = ""               # a field of the event that was not a finite number (ignored)
@@ -87,6 +88,13 @@ class PositionState:
     best_price: float | None = None  # best price since entry (RULE-012 trailing)
     open_pnl: float | None = None   # None until priced (or without metadata)
     best_moved: bool = False        # transient: the last mark set a new best price (not persisted)
+    # A closing fill's P&L is realized when its trade event arrives; the position event that takes the
+    # contracts off may come before or after it. Until it comes, `unreflected` contracts are already
+    # realized and left out of the open P&L (else the loss counts twice). `shrink_credit`: contracts the
+    # position events took off whose closing trades have not arrived yet (position before trade, or a
+    # lost trade that a reconciliation delivers later) — those trades are reflected already.
+    unreflected: int = 0
+    shrink_credit: int = 0
 
     @property
     def signed_size(self) -> int:
@@ -100,14 +108,16 @@ class PositionState:
         return {"contract_id": self.contract_id, "position_id": self.position_id, "type": int(self.type),
                 "size": self.size, "average_price": self.average_price, "symbol": self.symbol,
                 "opened_at": self.opened_at, "grown_at": self.grown_at, "stop_lost_at": self.stop_lost_at,
-                "growth_seq": self.growth_seq, "best_price": self.best_price, "open_pnl": self.open_pnl}
+                "growth_seq": self.growth_seq, "best_price": self.best_price, "open_pnl": self.open_pnl,
+                "unreflected": self.unreflected, "shrink_credit": self.shrink_credit}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PositionState:
         return cls(contract_id=d["contract_id"], position_id=d["position_id"], type=PositionType(d["type"]),
                    size=d["size"], average_price=d["average_price"], symbol=d["symbol"], opened_at=d["opened_at"],
                    grown_at=d["grown_at"], stop_lost_at=d["stop_lost_at"], growth_seq=d["growth_seq"],
-                   best_price=d["best_price"], open_pnl=d["open_pnl"])
+                   best_price=d["best_price"], open_pnl=d["open_pnl"], unreflected=d.get("unreflected", 0),
+                   shrink_credit=d.get("shrink_credit", 0))
 
 
 @dataclass(slots=True)
@@ -206,6 +216,10 @@ class AccountState:
                 change.grew = True
             elif position.size < current.size:
                 change.shrank = True
+                taken_off = current.size - position.size
+                current.shrink_credit += taken_off - min(taken_off, current.unreflected)
+            # The broker's position after the fills sent before it: nothing realized is left in it any more.
+            current.unreflected = 0
             current.size = position.size
             current.average_price = position.average_price
             current.position_id = position.id
@@ -230,7 +244,9 @@ class AccountState:
         if moved:
             pos.best_price = price
         pos.best_moved = moved
-        pos.open_pnl = ticks * info.tick_value * pos.size
+        # Money in cents, as the broker reports P&L: the raw float product carries noise (short CL 62.04 at
+        # 62.16 is −119.99999999999744), which would miss a limit reached exactly (rules.md: ≤ −limit).
+        pos.open_pnl = round(ticks * info.tick_value * (pos.size - pos.unreflected), 2)
 
     def _reprice_total(self) -> None:
         total, unpriced = 0.0, 0
@@ -239,7 +255,7 @@ class AccountState:
                 unpriced += 1
             else:
                 total += pos.open_pnl
-        self.open_pnl = total
+        self.open_pnl = round(total, 2)   # a sum of cents, without the float noise of the addition
         self.unpriced = unpriced
 
     def reprice(self, contract_id: str, info: ContractInfo | None, price: float | None) -> bool:
@@ -319,6 +335,13 @@ class AccountState:
         if pnl is not None:
             totals.realized += pnl
             self.loss_streak = self.loss_streak + 1 if pnl < 0 else 0
+            pos = self.positions.get(trade.contract_id)
+            if pos is not None and pos.type in (PositionType.LONG, PositionType.SHORT) \
+                    and trade.side == pos.type.closing_side and trade.size > 0:
+                reflected = min(trade.size, pos.shrink_credit)
+                pos.shrink_credit -= reflected
+                pos.unreflected = min(pos.size, pos.unreflected + trade.size - reflected)
+                change.unreflected = trade.size > reflected
         ts = trade.creation_timestamp.timestamp()
         bisect.insort(self.trade_times, ts)
         cutoff = max(now, self.trade_times[-1]) - ROLLING_WINDOW

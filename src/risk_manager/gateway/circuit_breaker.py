@@ -13,6 +13,13 @@ Urgent calls (protection: enforcement, the reconciliation after a gap) are made 
 the configured `timeout` (60 s): the first urgent call due moves the breaker to half-open and is
 the probe. A broker that is still down costs one request a second; a broker that is back is used
 within a second, not a minute later (docs/enforcement.md § circuit breaker).
+
+A failure the Gateway *answered* (an error status: 429, 5xx — it is reachable, the error is
+transient, e.g. the first request after an outage) opens the breaker with a short urgent wait
+instead: `ANSWERED_PROBE_S` (50 ms), doubling with every answered failure in a row, capped at
+`urgent_probe_s`. Otherwise a single 500 answered to the probe after an outage would hold
+enforcement back a full second more (chaos finding "blocked", docs/reliability.md). A failure
+without an answer (network, timeout) keeps the 1 s pace; the backoff resets when the breaker closes.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ log = logging.getLogger("risk_manager.gateway.circuit_breaker")
 
 
 URGENT_PROBE_S = 1.0
+ANSWERED_PROBE_S = 0.05   # the first urgent wait after a failure the Gateway answered; doubles, ≤ URGENT_PROBE_S
 _urgent: ContextVar[bool] = ContextVar("circuit_breaker_urgent", default=False)
 
 
@@ -64,6 +72,8 @@ class CircuitBreaker:
         self._probe_successes = 0
         self._listeners: list[Callable[[BreakerState], None]] = []
         self.times_opened = 0
+        self._answered_in_row = 0       # answered failures (429/5xx) since the last unanswered one or close
+        self._urgent_wait = urgent_probe_s
 
     @property
     def state(self) -> BreakerState:
@@ -81,7 +91,7 @@ class CircuitBreaker:
 
     @property
     def _urgent_s(self) -> float:
-        return min(self.urgent_probe_s, self._open_s)
+        return min(self._urgent_wait, self.urgent_probe_s, self._open_s)
 
     def probe_at(self, urgent: bool = False) -> float | None:
         """When (clock timestamp) an open breaker admits its next (urgent) call; None unless open."""
@@ -107,6 +117,8 @@ class CircuitBreaker:
         if state is BreakerState.HALF_OPEN:
             self._probes_in_flight = 0
             self._probe_successes = 0
+        if state is BreakerState.CLOSED:
+            self._answered_in_row = 0
         log_event(log, "circuit_state", logging.WARNING if state is BreakerState.OPEN else logging.INFO,
                   old=old.value, new=state.value, failures=self._failures)
         for listener in list(self._listeners):
@@ -116,7 +128,8 @@ class CircuitBreaker:
                 log_event(log, "circuit_listener_failed", logging.ERROR, error=repr(exc))
 
     def before_call(self) -> bool:
-        """Admit a call or raise `CircuitOpenError`. Returns True when the call is a half-open probe."""
+        """Admit a call or raise `CircuitOpenError`. Returns True when the call is a half-open probe.
+        In half-open, the `halfOpenRequests` quota holds back ordinary calls, never urgent ones."""
         state = self.state
         if state is BreakerState.CLOSED:
             return False
@@ -125,7 +138,10 @@ class CircuitBreaker:
             if wait > 0:
                 raise CircuitOpenError(wait)
             self._set(BreakerState.HALF_OPEN)   # an urgent call after urgent_probe_s: it is the probe
-        if self._probes_in_flight + self._probe_successes >= self._config.half_open_requests:
+        # The half-open quota holds back ordinary calls only: an urgent (protection) call turned away
+        # here failed its action, which then waited a whole retry period although the Gateway answers
+        # (chaos seeds 62, 885, 968). Urgent calls are one action's few requests; the limiter bounds them.
+        if not _urgent.get() and self._probes_in_flight + self._probe_successes >= self._config.half_open_requests:
             raise CircuitOpenError(0.0)
         self._probes_in_flight += 1
         return True
@@ -138,8 +154,13 @@ class CircuitBreaker:
             if self._probe_successes >= self._config.half_open_requests:
                 self._set(BreakerState.CLOSED)
 
-    def record_failure(self, probe: bool) -> None:
+    def record_failure(self, probe: bool, answered: bool = False) -> None:
+        """A transient failure. `answered`: the Gateway answered it (an error status), so it is reachable
+        and the next urgent probe may come sooner (see the module docstring)."""
         self._failures += 1
+        self._answered_in_row = self._answered_in_row + 1 if answered else 0
+        self._urgent_wait = (min(self.urgent_probe_s, ANSWERED_PROBE_S * 2 ** (self._answered_in_row - 1))
+                             if answered else self.urgent_probe_s)
         if self._state is BreakerState.HALF_OPEN:
             if probe:
                 self._probes_in_flight -= 1

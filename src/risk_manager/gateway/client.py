@@ -183,10 +183,20 @@ class GatewayClient:
         await self.aclose()
 
     # ----------------------------------------------------------------------------- transport
-    async def _attempt(self, path: str, body: dict[str, Any] | None, token: str | None) -> dict[str, Any]:
-        """One HTTP request through breaker and limiter; returns the 200 envelope or raises typed."""
+    async def _attempt(self, path: str, body: dict[str, Any] | None, token: str | None,
+                       verified_if_lost: bool = False) -> dict[str, Any]:
+        """One HTTP request through breaker and limiter; returns the 200 envelope or raises typed.
+
+        `verified_if_lost`: a mutation whose answer, if lost after sending, is verified by a broker
+        query. Such a lost answer is neutral for the breaker: the request may well have executed (a
+        one-off lost answer from a healthy Gateway), and counting it would re-open the breaker and
+        refuse the very verification query that tells (chaos seed 622: the half-open probe after a
+        REST outage lost its answer, the verification and the next close were refused for 1 s). A
+        Gateway that is really down fails that query too, and the query counts."""
         probe = self.breaker.before_call()
         outcome: bool | None = None  # True success, False failure (for the breaker), None neutral
+        lost = None if verified_if_lost else False  # the outcome of a request sent whose answer never came
+        answered = False             # the failure is an error status the Gateway answered (it is reachable)
         try:
             permit = await self.limiter.for_path(path).acquire()
             try:
@@ -199,11 +209,11 @@ class GatewayClient:
                     raise TransportError(path, f"cannot reach the Gateway ({type(exc).__name__}: {exc})",
                                          sent=False) from exc
                 except httpx.TimeoutException as exc:
-                    outcome = False
+                    outcome = lost
                     raise TransportError(path, f"no answer within {self.config.api.timeout_s:g} s",
                                          sent=True) from exc
                 except httpx.HTTPError as exc:
-                    outcome = False
+                    outcome = lost
                     raise TransportError(path, f"connection lost ({type(exc).__name__}: {exc})", sent=True) from exc
             finally:
                 permit.release()
@@ -232,6 +242,7 @@ class GatewayClient:
                           in_window=self.limiter.for_path(path).in_window)
             if status in self.config.error_handling.retries.retryable_errors or status >= 500:
                 outcome = False
+                answered = True
                 raise HttpStatusError(path, status)
             outcome = True
             errors: dict[str, Any] | None = None
@@ -248,16 +259,17 @@ class GatewayClient:
             if outcome is True:
                 self.breaker.record_success(probe)
             elif outcome is False:
-                self.breaker.record_failure(probe)
+                self.breaker.record_failure(probe, answered)
             else:
                 self.breaker.record_neutral(probe)
 
-    async def _request(self, path: str, body: dict[str, Any] | None = None, auth: bool = True) -> dict[str, Any]:
+    async def _request(self, path: str, body: dict[str, Any] | None = None, auth: bool = True,
+                       verified_if_lost: bool = False) -> dict[str, Any]:
         """One logical request: refresh the token and repeat once on 401."""
         for attempt in range(2):
             token = await self.tokens.get_valid_token() if auth else None
             try:
-                return await self._attempt(path, body, token)
+                return await self._attempt(path, body, token, verified_if_lost)
             except _Unauthorized:
                 if not auth or attempt == 1:
                     raise PermanentHttpError(path, 401) from None
@@ -400,9 +412,11 @@ class GatewayClient:
         certainly happened before the request left (connection refused) is retried like a read."""
         retry = 0
         limit = self.config.error_handling.retries.max_attempts
+        # Every mutation verifies a lost answer, except a place with verification disabled.
+        verified = path != "Order/place" or self.config.order_management.verification.enabled
         while True:
             try:
-                return await self._request(path, body)
+                return await self._request(path, body, verified_if_lost=verified)
             except TransientError as exc:
                 if exc.sent:
                     log_event(log, "mutation_outcome_uncertain", logging.WARNING, path=path, error=str(exc),

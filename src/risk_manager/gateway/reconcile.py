@@ -154,6 +154,7 @@ class Reconciler:
         self._last_run = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._again = False
+        self._pausing = False   # the scheduled run sleeps out minInterval or a failure back-off
         self._poller: asyncio.Task[None] | None = None
         self._run_lock = asyncio.Lock()
         self.reports: list[ReconcileReport] = []
@@ -163,6 +164,16 @@ class Reconciler:
     @property
     def fresh(self) -> bool:
         return self._fresh.is_set()
+
+    @property
+    def busy(self) -> bool:
+        """A reconciliation is running or about to (requested, not sleeping out `minInterval` or a
+        failure back-off). A reconciliation that does not follow a gap (token swap, market-hub
+        reconnect) leaves the state fresh, so `fresh` alone does not tell a caller waiting for quiet
+        (the replay runner, through `Daemon.busy`) that missed events may still be on their way."""
+        if self._run_lock.locked():
+            return True
+        return self._task is not None and not self._task.done() and not self._pausing
 
     def on_fresh(self, listener: Callable[[bool], None]) -> None:
         """`listener(True)` when the state becomes fresh, `listener(False)` when it becomes stale."""
@@ -234,17 +245,25 @@ class Reconciler:
             self._again = False
             wait = self._last_run + self._config.min_interval / 1000.0 - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._pause(wait)
             try:
                 await self.reconcile(reason)
             except Exception as exc:  # GatewayError or a bug: log it, stay stale, try again
                 log_event(log, "reconcile_failed", logging.ERROR, reason=reason, error=f"{type(exc).__name__}: {exc}",
                           action="retrying after minInterval")
                 self._again = True
-                await asyncio.sleep(max(self._config.min_interval / 1000.0, 0.5))
+                await self._pause(max(self._config.min_interval / 1000.0, 0.5))
             if not self._again:
                 return
             reason = "repeat"
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between scheduled runs; not `busy` meanwhile (a REST outage must not look like work)."""
+        self._pausing = True
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._pausing = False
 
     # ----------------------------------------------------------------------------- the work
     def _activity(self) -> int:

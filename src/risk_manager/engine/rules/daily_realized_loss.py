@@ -25,7 +25,7 @@ class DailyRealizedLoss(Rule[DailyRealizedLossConfig]):
         value = totals.realized - (totals.fees if self.config.include_fees else 0.0)
         if self.config.include_unrealized:
             value += account.open_pnl
-        return value
+        return round(value, 2)   # money in cents: a sum of floats must not miss a limit reached exactly
 
     def evaluate(self, ctx: RuleContext, account: AccountState, change: Change) -> list[Action]:
         limit = self.config.loss_limit

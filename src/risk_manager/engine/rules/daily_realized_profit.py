@@ -15,7 +15,7 @@ class DailyRealizedProfit(Rule[DailyRealizedProfitConfig]):
 
     def value(self, ctx: RuleContext, account: AccountState) -> float:
         totals = account.totals(ctx.today_key())
-        return totals.realized - (totals.fees if self.config.include_fees else 0.0)
+        return round(totals.realized - (totals.fees if self.config.include_fees else 0.0), 2)   # cents, as RULE-003
 
     def evaluate(self, ctx: RuleContext, account: AccountState, change: Change) -> list[Action]:
         target = self.config.target
