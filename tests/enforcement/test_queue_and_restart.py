@@ -225,3 +225,37 @@ async def test_aclose_timeout_leaves_the_claim_in_flight_for_the_next_start(rig:
     stored = await rig.store.action("cut-off")
     assert stored is not None and stored.state is ActionState.IN_FLIGHT
     rig.sim.faults.clear()
+
+
+async def test_a_submitted_action_is_on_disk_before_its_worker_runs_and_resumes_after_a_kill(
+        sim: Simulator, client: GatewayClient, store: Store, db_path: Path) -> None:
+    """A kill -9 between the engine's decision and the worker's claim must not lose the action: the
+    restored engine has already handled the event that asked for it and will not ask again (chaos
+    finding 10: a cancel in a blocked symbol lost that way)."""
+    sim.trader.place_order(ACCOUNT, "MNQ", side="buy", size=1, type="market")
+    close = action(ActionKind.CLOSE_POSITION, "close|1001|RULE-011|MNQ|evt-1", contract_id=MNQ)
+    lock = action(ActionKind.LOCK, "lock|1001|RULE-011|evt-1",
+                  lock=Lock(ACCOUNT, LockKind.SYMBOL, "MNQ is blocked", datetime.now(UTC), symbol="MNQ"))
+    dead = Rig(sim, client, store)          # never started: its worker never claims anything
+    dead.enforcer.submit(lock)
+    dead.enforcer.submit(close)
+    assert store.action_state(close.idempotency_key) is ActionState.PENDING
+    await store.flush()                     # what the writer commits within a millisecond or so
+    await store.close()                     # (no enforcer shutdown: as a kill leaves it)
+
+    reopened = await Store.open(db_path, SystemClock())
+    try:
+        pending = await reopened.unfinished_actions()
+        assert [(p.key, p.state, p.attempts) for p in pending] == [
+            (close.idempotency_key, ActionState.PENDING, 0)]   # the lock lives in the engine's snapshot
+        second = Rig(sim, client, reopened)
+        await second.enforcer.start()
+        assert await second.enforcer.resume_pending() == 1
+        await second.enforcer.idle()
+        await second.enforcer.aclose()
+        assert [(o.action.idempotency_key, o.status) for o in second.outcomes] == [
+            (close.idempotency_key, OutcomeStatus.DONE)]
+        assert second.position_sizes() == {}
+        assert await reopened.unfinished_actions() == []
+    finally:
+        await reopened.close()

@@ -113,3 +113,19 @@ async def test_claim_now_follows_release_and_pending_records(store: Store) -> No
     assert store.claim_now("p", 7, ACTION)
     claimed = await store.action("p")
     assert claimed is not None and (claimed.state, claimed.attempts) == (ActionState.IN_FLIGHT, 2)
+
+
+async def test_queue_pending_records_without_waiting_and_never_overrides(store: Store, clock: VirtualClock) -> None:
+    store.queue_pending("q", 7, ACTION)                  # no await: queued behind earlier writes
+    assert store.action_state("q") is ActionState.PENDING
+    assert store.claim_now("q", 7, ACTION)               # the worker's claim moves it on as usual
+    store.queue_pending("q", 7, {"kind": "other"})       # a key the store knows is left as it is
+    assert store.action_state("q") is ActionState.IN_FLIGHT
+    store.queue_pending("r", 7, ACTION)
+    await store.close()                                  # committed by the writer before it closes
+    reopened = await Store.open(store.path, clock)
+    try:
+        rows = {a.key: (a.state, a.action) for a in await reopened.unfinished_actions()}
+        assert rows == {"q": (ActionState.IN_FLIGHT, ACTION), "r": (ActionState.PENDING, ACTION)}
+    finally:
+        await reopened.close()

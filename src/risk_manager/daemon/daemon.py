@@ -555,13 +555,21 @@ class Daemon:
         if not actions:
             return
         assert self.store is not None
-        if any(a.kind in (ActionKind.LOCK, ActionKind.UNLOCK) for a in actions):
-            self._save(account_id)   # the snapshot holding a new lock commits no later than the lock itself
         protected = self.accounts[account_id]
+        # Submitted first: each enforced action's pending row is queued to the store before the snapshot
+        # below, so the snapshot of an engine that has handled the event never commits without the
+        # actions it asked for (a kill -9 in between would lose them: the restored engine does not ask
+        # again). The snapshot holding a new lock still commits no later than the lock (stored by the
+        # enforcer's worker, which runs after this).
         for action in actions:
             if action.kind in ENFORCED_KINDS:
                 self._submit(protected, action)
-            elif action.kind is ActionKind.ALERT:
+        if any(a.kind in (ActionKind.LOCK, ActionKind.UNLOCK) for a in actions):
+            self._save(account_id)
+        for action in actions:
+            if action.kind in ENFORCED_KINDS:
+                continue
+            if action.kind is ActionKind.ALERT:
                 self._alert(action)
             elif action.kind is ActionKind.UNLOCK:
                 self._spawn(self._record_unlock(action), "unlock")

@@ -148,6 +148,10 @@ class Enforcer:
                 f"{', '.join(sorted(k.value for k in self._kinds))}); alerts and stop checks belong to the daemon")
         if action.kind is ActionKind.LOCK and action.lock is None:
             raise UnsupportedActionError(f"lock action {action.idempotency_key!r} carries no lock")
+        if action.kind is not ActionKind.LOCK:
+            # Recorded pending at once (queued, not awaited): a kill before the worker claims it must not
+            # lose it — `resume_pending` runs it after a restart. (A lock lives in the engine snapshot.)
+            self._store.queue_pending(action.idempotency_key, action.account_id, action.to_json())
         self._enqueue(_Job(action, time.perf_counter_ns()))
 
     def _enqueue(self, job: _Job) -> None:

@@ -296,6 +296,17 @@ class Store:
         return bool(await self._call(lambda conn: tables.insert_pending(conn, key, account_id, action, at),
                                      durable=True))
 
+    def queue_pending(self, key: str, account_id: int, action: dict[str, Any]) -> None:
+        """Record a submitted action (state pending) without waiting: the row is queued behind every
+        write queued before it and ahead of every later one — so an engine snapshot queued after the
+        submission never commits without it (a kill between the two would lose the action: the
+        restored engine has already handled the event that asked for it). Nothing if the key exists."""
+        self._check_open()
+        if key in self._actions:
+            return
+        self._actions[key] = ActionState.PENDING
+        self._write(tables.insert_pending, key, account_id, action, self._clock.timestamp())
+
     async def claim(self, key: str, account_id: int, action: dict[str, Any]) -> bool:
         """At most once: True (now in flight, on disk) if `key` never ran; False if it ran or is running.
 
