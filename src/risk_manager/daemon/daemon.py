@@ -8,8 +8,9 @@ pending actions resumed → hubs (subscriptions first, then connect) → reconci
 The event path: every hub event (and every missed event a reconciliation finds) is put on ONE
 queue and processed in order by one task: contract metadata ensured (`Contract/searchById`,
 cached, registered in the engines before the event is evaluated) → journal append → engine.handle
-→ engine snapshot queued (before any action is submitted, so a lock's snapshot commits with the
-lock) → lock and broker actions to the enforcer; alerts, unlocks and stop checks handled here →
+→ lock and broker actions to the enforcer (each recorded pending in the store at once) → engine
+snapshot queued after them (so it never commits without the actions it asked for, and no later
+than the lock the enforcer stores) → alerts, unlocks and stop checks handled here →
 outcomes journaled → status listeners called (off the event path, at most every 0.1 s).
 """
 
