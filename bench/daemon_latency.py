@@ -1,5 +1,5 @@
 """The daemon end to end over loopback: breach → enforcement request, locked order → cancel, start-up,
-memory with 10 accounts, idle CPU.
+memory with 10 accounts, idle CPU (connected, no events) and CPU with the Gateway gone.
 
 Latencies are measured by the simulator's own recorder on one clock (`time.perf_counter_ns`):
 from the moment its hub writer sent the event that makes the breach (`recorder.hub_sent[..].sent_ns`)
@@ -185,8 +185,17 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _subprocess_figures(workdir: Path, progress: Progress) -> tuple[float, float]:
-    """(RSS MB, idle CPU %) of `risk-manager run` protecting 10 accounts with quotes flowing."""
+async def _cpu_percent(pid: int) -> float:
+    """CPU of a process over IDLE_SECONDS, in % of a core (after 1 s for what was under way to end)."""
+    await asyncio.sleep(1.0)
+    before = _proc_cpu_s(pid)
+    await asyncio.sleep(IDLE_SECONDS)
+    return (_proc_cpu_s(pid) - before) / IDLE_SECONDS * 100
+
+
+async def _subprocess_figures(workdir: Path, progress: Progress) -> tuple[float, float, float]:
+    """(RSS MB with quotes flowing, idle CPU % connected, CPU % with the Gateway gone) of `risk-manager
+    run` protecting 10 accounts."""
     ids = list(range(2001, 2011))
     sim = Simulator(SimConfig(accounts=[SimAccount(i, f"BENCH-{i}") for i in ids], quote_feed="random"))
     await sim.start()
@@ -209,12 +218,12 @@ async def _subprocess_figures(workdir: Path, progress: Progress) -> tuple[float,
         await asyncio.sleep(3.0)
         rss = _proc_rss_mb(process.pid)
         progress(f"RSS with 10 accounts: {rss:.1f} MB; measuring idle CPU for {IDLE_SECONDS:g} s")
-        await sim.stop()   # nothing more to receive: idle
-        await asyncio.sleep(1.0)
-        cpu_before = _proc_cpu_s(process.pid)
-        await asyncio.sleep(IDLE_SECONDS)
-        cpu = (_proc_cpu_s(process.pid) - cpu_before) / IDLE_SECONDS * 100
-        return rss, cpu
+        await sim.pause()   # connected, nothing more to receive: idle
+        idle = await _cpu_percent(process.pid)
+        progress(f"idle CPU {idle:.2f} %; with the Gateway gone (reconnecting, probing) for {IDLE_SECONDS:g} s")
+        await sim.stop()
+        gone = await _cpu_percent(process.pid)
+        return rss, idle, gone
     finally:
         process.terminate()
         try:
@@ -234,7 +243,7 @@ async def _all(progress: Progress) -> list[Figure]:
         breach = await _breach_latencies(root / "breach", progress)
         locked = await _locked_order_latencies(root / "locked", progress)
         starts = await _startups(root / "starts")
-        rss, cpu = await _subprocess_figures(root / "proc", progress)
+        rss, cpu, gone = await _subprocess_figures(root / "proc", progress)
     return [
         Figure("breach → enforcement request p50", median(breach), "ms", 2.0),
         Figure("breach → enforcement request p95", percentile(breach, 95), "ms"),
@@ -247,7 +256,10 @@ async def _all(progress: Progress) -> list[Figure]:
         Figure("start-up to protecting (median of 10)", median(starts), "ms", 1000.0),
         Figure("start-up to protecting (max of 10)", max(starts), "ms", 1000.0),
         Figure("resident memory, 10 accounts (risk-manager run)", rss, "MB", 60.0),
-        Figure("idle CPU (risk-manager run, 10 accounts)", cpu, "% of a core", 1.0, note=f"over {IDLE_SECONDS:g} s"),
+        Figure("idle CPU (risk-manager run, 10 accounts)", cpu, "% of a core", 1.0,
+               note=f"connected, no events, over {IDLE_SECONDS:g} s"),
+        Figure("CPU with the Gateway gone (reconnecting, probing)", gone, "% of a core",
+               note=f"over {IDLE_SECONDS:g} s"),
     ]
 
 

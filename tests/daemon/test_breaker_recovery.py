@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 
 from risk_manager.chaos.runs import run_scenario
+from risk_manager.daemon.config_dir import AccountSpec, Credential
+from risk_manager.daemon.daemon import Daemon, DaemonOptions
 from risk_manager.domain import VirtualClock
-from risk_manager.gateway import BreakerState, CircuitOpenError
+from risk_manager.engine import parse_rules_block
+from risk_manager.gateway import BreakerState, CircuitOpenError, GatewayConfig, MemoryTokenStore
 from risk_manager.gateway.circuit_breaker import CircuitBreaker, urgent_calls
 from risk_manager.gateway.config import CircuitBreakerConfig
 from risk_manager.replay.runner import ReplayRunner, scenario_risk
 from risk_manager.replay.scenario import load_scenario
+from risk_manager.sim import SimAccount, SimConfig, Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
@@ -96,3 +100,41 @@ async def test_a_reconciliation_held_back_by_the_breaker_does_not_stall_a_replay
     crashes = [v for v in result.judgement.violations if v.kind == "crash"]
     assert crashes == [], crashes
     assert result.wall_s < 15.0
+
+
+async def test_on_a_wall_clock_the_urgent_probe_runs_and_the_timer_loop_sleeps(tmp_path: Path) -> None:
+    # A due probe was compared with a deadline computed from a later `now()`: on a wall clock it always
+    # looked a few µs away, so the probe never ran and `_timers` spun at 100 % CPU for the whole time
+    # the breaker stayed open (found by `risk-manager bench daemon_latency`: idle CPU 12 %).
+    sim = Simulator(SimConfig(accounts=[SimAccount(1001, "WALL")], quote_feed="scripted"))
+    await sim.start()
+    gateway = GatewayConfig.for_server(sim.base_url, {"authentication": {"storage": {"type": "memory"}}})
+    spec = AccountSpec(1001, None, Credential("wall", "wall", "wall-api-key"),
+                       parse_rules_block({"max_contracts": {"enabled": True, "limit": 5}}, "test"))
+    daemon = Daemon(DaemonOptions(gateway=gateway, accounts=(spec,), database_path=tmp_path / "risk.db",
+                                  durable_fsync=False, token_store=MemoryTokenStore))
+    await daemon.start()
+    try:
+        ticks = 0
+        advance = daemon.on_clock_advanced
+
+        async def counted() -> None:
+            nonlocal ticks
+            ticks += 1
+            await advance()
+
+        daemon.on_clock_advanced = counted  # type: ignore[method-assign]
+        connection = daemon.connections[0]
+        breaker = connection.client.breaker
+        connection.fresh = False   # stale: the daemon waits on REST, so the urgent probe is its deadline
+        while breaker.state is not BreakerState.OPEN:
+            breaker.record_failure(breaker.before_call())
+        opened = breaker.probe_at(urgent=True)
+        assert opened is not None
+        await asyncio.sleep(breaker.urgent_probe_s + 1.0)
+        assert connection.probed_at == opened                  # the probe ran at its time
+        assert breaker.state is not BreakerState.OPEN          # and the Gateway answered it
+        assert ticks <= 5, f"the timer loop woke {ticks} times in {breaker.urgent_probe_s + 1.0} s"
+    finally:
+        await daemon.aclose()
+        await sim.stop()

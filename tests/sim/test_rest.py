@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -21,6 +22,20 @@ async def test_ping_needs_no_token(sim: Simulator) -> None:
         response = await client.get("/api/Status/ping")
     assert response.status_code == 200
     assert response.json() == "pong"
+
+
+async def test_pause_stops_the_feed_but_rest_still_answers() -> None:
+    async with Simulator(SimConfig(quote_feed="random", poll_interval=0.01, feed_interval=0.01)) as sim:
+        state = sim.market.state(MNQ)
+        await asyncio.sleep(0.1)
+        assert state.updated is not None
+        await sim.pause()
+        before = state.updated
+        await asyncio.sleep(0.1)
+        assert state.updated == before   # nothing walked while paused
+        async with httpx.AsyncClient(base_url=sim.base_url) as client:
+            response = await client.get("/api/Status/ping")
+        assert response.status_code == 200
 
 
 async def test_login_token_is_jwt_shaped_with_numeric_exp(api: Api, sim: Simulator) -> None:

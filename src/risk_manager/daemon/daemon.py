@@ -788,21 +788,31 @@ class Daemon:
             due is not None and self.accounts[a.account_id].connection is connection
             for a, _, due in self._retry.values() if a.account_id in self.accounts)
 
-    def _breaker_deadline(self, connection: Connection) -> datetime | None:
-        """The open breaker's next urgent probe, if something waits for it and the daemon has not acted on it."""
+    def _breaker_probe_at(self, connection: Connection) -> float | None:
+        """The open breaker's next urgent probe (clock timestamp), if something waits for it and the
+        daemon has not acted on it yet."""
         at = connection.client.breaker.probe_at(urgent=True)
         if at is None or at == connection.probed_at or not self._waits_on_breaker(connection):
+            return None
+        return at
+
+    def _breaker_deadline(self, connection: Connection) -> datetime | None:
+        at = self._breaker_probe_at(connection)
+        if at is None:
             return None
         return self.clock.now() + timedelta(seconds=max(0.0, at - self.clock.timestamp()))
 
     def _probe_breakers(self) -> None:
-        """At an open breaker's urgent probe time: retry what waits (the first request is the probe)."""
-        now = self.clock.now()
+        """At an open breaker's urgent probe time: retry what waits (the first request is the probe).
+        Compared as timestamps read once: `_breaker_deadline` is relative to a `now()` read later, so
+        on a wall clock a due probe compared as datetimes always looked a few µs away — the probe
+        never ran and the timer loop spun at 100 % CPU while the breaker stayed open."""
+        now = self.clock.timestamp()
         for connection in self.connections:
-            due = self._breaker_deadline(connection)
-            if due is None or due > now:
+            at = self._breaker_probe_at(connection)
+            if at is None or at > now:
                 continue
-            connection.probed_at = connection.client.breaker.probe_at(urgent=True)
+            connection.probed_at = at
             log_event(log, "breaker_probe", credentials=connection.credential.name, stale=not connection.fresh)
             self._resubmit_due(force=True, connection=connection)
             if not connection.fresh and connection.reconciler is not None:

@@ -114,12 +114,17 @@ class Simulator:
         log_event(log, "sim_started", rest=self.api_url, user_hub=self.user_hub_url, market_hub=self.market_hub_url,
                   clock="system" if self._auto_poll else "virtual", feed=self.config.quote_feed)
 
-    async def stop(self) -> None:
+    async def pause(self) -> None:
+        """Stop time-based behaviour (the quote feed, partial fills, expiring faults) while REST and the
+        hubs keep answering: a connected, quiet market (the bench's idle CPU). `poll()` still works."""
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+
+    async def stop(self) -> None:
+        await self.pause()
         await self.hubs.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
