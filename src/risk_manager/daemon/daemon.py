@@ -796,23 +796,25 @@ class Daemon:
             return None
         return at
 
-    def _breaker_deadline(self, connection: Connection) -> datetime | None:
+    def _breaker_deadline(self, connection: Connection, now: datetime | None = None) -> datetime | None:
+        """`_breaker_probe_at` as clock time, relative to `now` (read once by the caller that compares)."""
         at = self._breaker_probe_at(connection)
         if at is None:
             return None
-        return self.clock.now() + timedelta(seconds=max(0.0, at - self.clock.timestamp()))
+        now = self.clock.now() if now is None else now
+        return now + timedelta(seconds=max(0.0, at - now.timestamp()))
 
     def _probe_breakers(self) -> None:
         """At an open breaker's urgent probe time: retry what waits (the first request is the probe).
-        Compared as timestamps read once: `_breaker_deadline` is relative to a `now()` read later, so
-        on a wall clock a due probe compared as datetimes always looked a few µs away — the probe
-        never ran and the timer loop spun at 100 % CPU while the breaker stayed open."""
-        now = self.clock.timestamp()
+        The deadline is computed from the same `now` it is compared with: computed from a later
+        `now()`, on a wall clock a due probe always looked a few µs away — the probe never ran and
+        the timer loop spun at 100 % CPU while the breaker stayed open."""
+        now = self.clock.now()
         for connection in self.connections:
-            at = self._breaker_probe_at(connection)
-            if at is None or at > now:
+            due = self._breaker_deadline(connection, now)
+            if due is None or due > now:
                 continue
-            connection.probed_at = at
+            connection.probed_at = connection.client.breaker.probe_at(urgent=True)
             log_event(log, "breaker_probe", credentials=connection.credential.name, stale=not connection.fresh)
             self._resubmit_due(force=True, connection=connection)
             if not connection.fresh and connection.reconciler is not None:
