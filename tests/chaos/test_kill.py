@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from risk_manager.chaos.oracle import History, judge
-from risk_manager.chaos.runs import KillingRunner, history_of, kill_steps, run_many, run_scenario
+from risk_manager.chaos.runs import KillingRunner, judge_run, kill_steps, run_many, run_scenario
 from risk_manager.chaos.runs import _Recording as Recording
 from risk_manager.replay.scenario import parse_scenario
 
@@ -46,9 +46,7 @@ async def test_locks_survive_a_kill_and_the_new_daemon_enforces_them(tmp_path: P
     assert pid != os.getpid() and exit_code == -signal.SIGKILL   # a real kill -9 of another process
     assert len(runner.locks_before) == 1 and "until_reset" in runner.locks_before[0]
     assert runner.locks_after == runner.locks_before
-    history = history_of(scenario, recording, None)
-    history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
-    result = judge(history)
+    result = judge_run(runner, recording)
     assert result.clean, result.violations
     after_kill = [a for a in report["actions"] if a["at"] == "2026-03-03T15:00:20.000Z"]
     assert after_kill and all(a["status"] == "done" for a in after_kill)   # the new daemon closed it at once
@@ -111,9 +109,7 @@ async def test_a_kill_in_the_middle_of_enforcement_neither_repeats_nor_loses_it(
     report = await runner.run()
     assert runner.kills == 1
     assert runner.reached == ["partialClose"]   # the killed child's request reached the simulator
-    history = history_of(scenario, recording, None)
-    history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
-    result = judge(history)
+    result = judge_run(runner, recording)
     assert result.clean, result.violations                      # no duplicate order, no flip, no missed breach
     assert report["broker"]["duplicate_orders"] == 0
     reduces = [i for i in runner.sim.recorder.intents if i.kind in ENFORCING]

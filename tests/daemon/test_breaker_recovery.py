@@ -4,7 +4,6 @@ the circuit breaker is a clock deadline (`Daemon.next_deadline()`), so virtual-c
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from risk_manager.engine import parse_rules_block
 from risk_manager.gateway import BreakerState, CircuitOpenError, GatewayConfig, MemoryTokenStore
 from risk_manager.gateway.circuit_breaker import CircuitBreaker, urgent_calls
 from risk_manager.gateway.config import CircuitBreakerConfig
-from risk_manager.replay.runner import ReplayRunner, scenario_risk
+from risk_manager.replay.runner import replay
 from risk_manager.replay.scenario import load_scenario
 from risk_manager.sim import SimAccount, SimConfig, Simulator
 
@@ -82,8 +81,7 @@ async def test_urgency_belongs_to_the_task_that_declared_it() -> None:
 
 async def test_breach_right_after_a_rest_cut_is_enforced_within_a_second() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "fault-cut-rest-then-breach.yaml")
-    with tempfile.TemporaryDirectory() as tmp:
-        report = await ReplayRunner(scenario, scenario_risk(scenario), Path(tmp)).run()
+    report = (await replay(scenario)).report
     cut_end = scenario.start + timedelta(seconds=20)
     done = [datetime.fromisoformat(a["at"]) for a in report["actions"] if a["status"] == "done"]
     assert len(done) == 2

@@ -88,3 +88,7 @@ def test_disabled_metrics_take_every_call_and_load_no_prometheus() -> None:
     assert out.strip() == "False"
     with pytest.raises(RuntimeError, match="metrics are disabled"):
         DisabledMetrics().exposition()
+    # Every method the daemon may call is its own: one inherited from Metrics would touch collectors
+    # that were never made (a new Metrics method must get its no-op here).
+    public = {n for n, v in vars(Metrics).items() if callable(v) and not n.startswith("_")}
+    assert public and public <= set(vars(DisabledMetrics))

@@ -73,9 +73,6 @@ class ProcessDaemon:
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
         self.killed = False
-        self.fork_ms: float | None = None    # `Process.start()`: the fork server forks a ready child
-        self.start_ms: float | None = None   # then the child's start-up until the daemon protects, of which
-        self.daemon_start_ms: float | None = None   # the daemon's own start (login … reconciliation)
 
     async def start(self) -> None:
         parent_end, child_end = socket.socketpair()
@@ -93,15 +90,14 @@ class ProcessDaemon:
         finally:
             child_end.close()
         forked = time.perf_counter()
-        self.fork_ms = (forked - started) * 1000
         self.process = process
         self._reader, self._writer = await asyncio.open_unix_connection(sock=parent_end, limit=_LINE_LIMIT)
         protecting_after_s = await self._call("start")
-        self.daemon_start_ms = None if protecting_after_s is None else protecting_after_s * 1000
-        self.start_ms = (time.perf_counter() - forked) * 1000
+        # fork_ms: `Process.start()` (the fork server forks a ready child); start_ms: the child's start-up
+        # until the daemon protects, of which daemon_start_ms is the daemon's own (login … reconciliation).
         log_event(log, "chaos_daemon_process_started", pid=process.pid, at=now.isoformat(),
-                  fork_ms=round(self.fork_ms, 1), start_ms=round(self.start_ms, 1),
-                  daemon_start_ms=None if self.daemon_start_ms is None else round(self.daemon_start_ms, 1))
+                  fork_ms=round((forked - started) * 1000, 1), start_ms=round((time.perf_counter() - forked) * 1000, 1),
+                  daemon_start_ms=None if protecting_after_s is None else round(protecting_after_s * 1000, 1))
 
     def kill(self) -> None:
         """`kill -9` the child: nothing of its own runs after this."""
@@ -194,8 +190,7 @@ def _child_main(channel: socket.socket, options: DaemonOptions, log_level: int) 
 
 async def _serve(channel: socket.socket, options: DaemonOptions) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=channel, limit=_LINE_LIMIT)
-    clock = options.clock
-    assert isinstance(clock, VirtualClock)
+    assert isinstance(options.clock, VirtualClock)   # the runner's `set_time` moves it
     local = LocalDaemon(Daemon(options))
     started = False
     try:
@@ -203,7 +198,7 @@ async def _serve(channel: socket.socket, options: DaemonOptions) -> None:
             request = json.loads(line)
             op = request.pop("op")
             try:
-                result = await _answer(local, clock, op, request)
+                result = await _answer(local, op, request)
                 if op == "start":
                     started = True
                 answer: dict[str, Any] = {"ok": result}
@@ -225,11 +220,9 @@ async def _serve(channel: socket.socket, options: DaemonOptions) -> None:
             await writer.wait_closed()
 
 
-async def _answer(local: LocalDaemon, clock: VirtualClock, op: str, args: dict[str, Any]) -> Any:
+async def _answer(local: LocalDaemon, op: str, args: dict[str, Any]) -> Any:
     if op == "set_time":
-        when = datetime.fromisoformat(args["now"])
-        if when != clock.now():
-            clock.set(when)
+        await local.set_time(datetime.fromisoformat(args["now"]))
         return None
     if op == "next_deadline":
         deadline = await local.next_deadline()

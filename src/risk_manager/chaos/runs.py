@@ -67,11 +67,7 @@ class KillingRunner(ReplayRunner):
         super().__init__(scenario, scenario_risk(scenario), workdir, source)
         self.kill_steps = kill_steps
         self.kills = 0
-        self.kill_delays_ms: list[float] = []
         self.killed: list[tuple[int, int | None]] = []   # (pid, exit code) of every killed child
-        self.restart_ms: list[float] = []
-        self.kills_in_flight = 0     # kills that landed with a request of the child or hub records for it in flight
-        self.kills_after_requests = 0   # kills that landed after the child had sent requests for the step
         self._requests_at_step = 0
         self.locks_before: list[str] = []
         self.locks_after: list[str] = []
@@ -119,15 +115,14 @@ class KillingRunner(ReplayRunner):
         self.kills += 1
         delay = await self.wait_before_kill()
         old.kill()
+        # For the log line: whether the kill landed with a request of the child or hub records for it in
+        # flight, and how many requests the child had sent for the step.
         in_flight = bool(self.sim.rest.in_flight or self.sim.hubs.busy)
         requests = len(self.sim.recorder.requests) - self._requests_at_step
-        self.kills_in_flight += in_flight
-        self.kills_after_requests += requests > 0
         await old.wait_dead()
         if old.process is not None and old.process.pid is not None:
             self.killed.append((old.process.pid, old.process.exitcode))
         await self._wait_disconnected()
-        started = time.perf_counter()
         self._sent_before_restart = super().hub_target()
         options = replace(self.options, clock=self.clock)
         if self._cut_active("user_hub"):
@@ -137,10 +132,8 @@ class KillingRunner(ReplayRunner):
             options = replace(options, start_timeout_s=0.0)
         self.daemon = self.new_daemon(options)
         await self.daemon.start()
-        self.restart_ms.append((time.perf_counter() - started) * 1000)
         await self.quiet()
         after = await self.daemon.locks()
-        self.kill_delays_ms.append(delay * 1000)
         self.locks_before += [f"{row} (kill {self.kills})" for row in before]
         self.locks_after += [f"{row} (kill {self.kills})" for row in after]
         log_event(log, "chaos_daemon_killed", kill=self.kills, at=self.clock.now().isoformat(),
@@ -264,6 +257,14 @@ def kill_steps(scenario: Scenario, seed: int, kills: int = 2) -> set[int]:
     return set(random.Random(seed * 104_729 + 3).sample(candidates, min(kills, len(candidates))))
 
 
+def judge_run(runner: ReplayRunner, recording: _Recording, crash: str | None = None) -> Judgement:
+    """The oracle's verdict on a finished run: the simulator's record, and the locks around the kills."""
+    history = history_of(runner.scenario, recording, crash)
+    if isinstance(runner, KillingRunner):
+        history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
+    return judge(history)
+
+
 async def run_scenario(scenario: Scenario, seed: int = 0, *, kill: bool = False) -> RunResult:
     """Replay `scenario` against the daemon and judge it; with `kill`, kill and restart the daemon twice."""
     started = time.perf_counter()
@@ -279,10 +280,7 @@ async def run_scenario(scenario: Scenario, seed: int = 0, *, kill: bool = False)
         except Exception as exc:  # the run failed: that is the finding, with its traceback
             crash = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
             log_event(log, "chaos_run_crashed", logging.ERROR, seed=seed, error=f"{type(exc).__name__}: {exc}")
-    history = history_of(scenario, recording, crash)
-    if isinstance(runner, KillingRunner):
-        history.locks_before_kill, history.locks_after_kill = runner.locks_before, runner.locks_after
-    judgement = judge(history)
+    judgement = judge_run(runner, recording, crash)
     kills = runner.kills if isinstance(runner, KillingRunner) else 0
     return RunResult(seed, scenario, judgement, time.perf_counter() - started, report, kills)
 

@@ -107,6 +107,12 @@ class DaemonOptions:
                    retention=config.retention, durable_fsync=config.durable_fsync, **kwargs)
 
 
+
+def _clock_time(at: float, now: datetime) -> datetime:
+    """Clock timestamp `at` as clock time, from `now` and never before it. Computed from the very `now`
+    a caller compares with, so a time already reached is exactly `now` on any clock."""
+    return now + timedelta(seconds=max(0.0, at - now.timestamp()))
+
 @dataclass(slots=True)
 class Connection:
     """One login (credential): its client, hubs, reconciler and enforcer."""
@@ -562,14 +568,15 @@ class Daemon:
         # actions it asked for (a kill -9 in between would lose them: the restored engine does not ask
         # again). The snapshot holding a new lock still commits no later than the lock (stored by the
         # enforcer's worker, which runs after this).
+        handled_here = []
         for action in actions:
             if action.kind in ENFORCED_KINDS:
                 self._submit(protected, action)
+            else:
+                handled_here.append(action)
         if any(a.kind in (ActionKind.LOCK, ActionKind.UNLOCK) for a in actions):
             self._save(account_id)
-        for action in actions:
-            if action.kind in ENFORCED_KINDS:
-                continue
+        for action in handled_here:
             if action.kind is ActionKind.ALERT:
                 self._alert(action)
             elif action.kind is ActionKind.UNLOCK:
@@ -778,9 +785,7 @@ class Daemon:
         if protected is None:
             return None
         at = protected.connection.client.breaker.probe_at(urgent=True)
-        if at is None:
-            return None
-        return self.clock.now() + timedelta(seconds=max(0.0, at - self.clock.timestamp()))
+        return None if at is None else _clock_time(at, self.clock.now())
 
     def _waits_on_breaker(self, connection: Connection) -> bool:
         """Something of this connection waits for REST: a stale state, or a failed action to retry."""
@@ -796,25 +801,17 @@ class Daemon:
             return None
         return at
 
-    def _breaker_deadline(self, connection: Connection, now: datetime | None = None) -> datetime | None:
-        """`_breaker_probe_at` as clock time, relative to `now` (read once by the caller that compares)."""
-        at = self._breaker_probe_at(connection)
-        if at is None:
-            return None
-        now = self.clock.now() if now is None else now
-        return now + timedelta(seconds=max(0.0, at - now.timestamp()))
-
     def _probe_breakers(self) -> None:
         """At an open breaker's urgent probe time: retry what waits (the first request is the probe).
-        The deadline is computed from the same `now` it is compared with: computed from a later
-        `now()`, on a wall clock a due probe always looked a few µs away — the probe never ran and
-        the timer loop spun at 100 % CPU while the breaker stayed open."""
+        The probe time is compared as clock time computed from the same `now` (`_clock_time`): from
+        a later `now()`, on a wall clock a due probe always looked a few µs away — the probe never ran
+        and the timer loop spun at 100 % CPU while the breaker stayed open."""
         now = self.clock.now()
         for connection in self.connections:
-            due = self._breaker_deadline(connection, now)
-            if due is None or due > now:
+            at = self._breaker_probe_at(connection)
+            if at is None or _clock_time(at, now) > now:
                 continue
-            connection.probed_at = connection.client.breaker.probe_at(urgent=True)
+            connection.probed_at = at
             log_event(log, "breaker_probe", credentials=connection.credential.name, stale=not connection.fresh)
             self._resubmit_due(force=True, connection=connection)
             if not connection.fresh and connection.reconciler is not None:
@@ -888,7 +885,8 @@ class Daemon:
         waits for (clock time); None when nothing is scheduled."""
         deadlines = [d for p in self.accounts.values() if (d := p.engine.next_deadline()) is not None]
         deadlines += [due for _, _, due in self._retry.values() if due is not None]
-        deadlines += [d for c in self.connections if (d := self._breaker_deadline(c)) is not None]
+        now = self.clock.now()
+        deadlines += [_clock_time(at, now) for c in self.connections if (at := self._breaker_probe_at(c)) is not None]
         if self._next_account_poll is not None:
             deadlines.append(self._next_account_poll)
         return min(deadlines, default=None)

@@ -73,7 +73,6 @@ class CircuitBreaker:
         self._listeners: list[Callable[[BreakerState], None]] = []
         self.times_opened = 0
         self._answered_in_row = 0       # answered failures (429/5xx) since the last unanswered one or close
-        self._urgent_wait = urgent_probe_s
 
     @property
     def state(self) -> BreakerState:
@@ -91,7 +90,10 @@ class CircuitBreaker:
 
     @property
     def _urgent_s(self) -> float:
-        return min(self._urgent_wait, self.urgent_probe_s, self._open_s)
+        wait = self.urgent_probe_s
+        if self._answered_in_row:   # the Gateway answered: sooner, doubling with each answered failure
+            wait = min(wait, ANSWERED_PROBE_S * 2 ** (self._answered_in_row - 1))
+        return min(wait, self._open_s)
 
     def probe_at(self, urgent: bool = False) -> float | None:
         """When (clock timestamp) an open breaker admits its next (urgent) call; None unless open."""
@@ -159,8 +161,6 @@ class CircuitBreaker:
         and the next urgent probe may come sooner (see the module docstring)."""
         self._failures += 1
         self._answered_in_row = self._answered_in_row + 1 if answered else 0
-        self._urgent_wait = (min(self.urgent_probe_s, ANSWERED_PROBE_S * 2 ** (self._answered_in_row - 1))
-                             if answered else self.urgent_probe_s)
         if self._state is BreakerState.HALF_OPEN:
             if probe:
                 self._probes_in_flight -= 1

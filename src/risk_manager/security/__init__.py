@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 # The package's names are loaded on first use (PEP 562): the daemon imports small parts of this
 # package (file permissions, private writes) and must not pay for argon2 and cryptography (≈ 7 MB
-# resident) unless it opens a vault.
+# resident) unless it opens a vault. A table and `__getattr__` rather than the `lazy_loader` package:
+# that one reads the names from a `.pyi` stub — another file to keep in step, and a dependency.
 _LAZY = {
     "AccountListing": "risk_manager.security.admin_directory",
     "AdminDirectory": "risk_manager.security.admin_directory",
